@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    """Tokens, the access policy and admin-maintained roles."""
+
+    name = "accounts"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # A broken policy must stop start-up, not fail the first request.
+        from accounts.policy import get_policy
+
+        get_policy()

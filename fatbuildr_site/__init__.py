@@ -1,0 +1,5 @@
+"""Fatbuildr build farm server: Django project package."""
+
+from .celery import app as celery_app
+
+__all__ = ["celery_app"]

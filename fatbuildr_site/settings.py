@@ -1,0 +1,187 @@
+"""Django settings for the Fatbuildr build farm server.
+
+Every deployment knob is an environment variable parsed here, and only here,
+with a default that works on a developer machine. Production (DJANGO_DEBUG
+unset or false) refuses to start without DJANGO_SECRET_KEY.
+"""
+
+import os
+import platform
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Read a boolean environment variable ("1", "true", "yes", "on" are true)."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """Read a comma-separated environment variable."""
+    value = os.environ.get(name)
+    if not value:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it (or DJANGO_DEBUG=true for a local "
+            "development server) before starting Fatbuildr."
+        )
+    SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "accounts",
+    "registry",
+    "tasks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's static files from gunicorn, no extra web server needed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "fatbuildr_site.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "fatbuildr_site.wsgi.application"
+ASGI_APPLICATION = "fatbuildr_site.asgi.application"
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fatbuildr"),
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must point to PostgreSQL (postgres://...).")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "var" / "static"))
+
+# Behind a TLS-terminating proxy in production.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("FATBUILDR_LOG_LEVEL", "INFO")},
+}
+
+# --- Django REST framework -------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.InstanceTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.PolicyPermission"],
+    "DEFAULT_RENDERER_CLASSES": ["fatbuildr_site.renderers.CompactJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.JSONParser",
+    ],
+    "EXCEPTION_HANDLER": "fatbuildr_site.exceptions.error_object_handler",
+    "UNAUTHENTICATED_USER": "accounts.identity.anonymous_identity",
+    # `?format=` and `format` are Fatbuildr parameters, not renderer selectors.
+    "URL_FORMAT_OVERRIDE": None,
+    "FORMAT_SUFFIX_KWARG": "renderer_format",
+}
+
+# --- Fatbuildr -------------------------------------------------------------
+
+# Version reported by /version; clients compare against upstream 2.1.0.
+FATBUILDR_VERSION = "2.1.0"
+
+# Root of everything on disk: registries, keyrings, workspaces, build roots, cache.
+FATBUILDR_DATA_DIR = Path(os.environ.get("FATBUILDR_DATA_DIR", BASE_DIR / "var" / "data"))
+
+# Set: mono-instance mode, the API is served without the /{instance} prefix.
+FATBUILDR_INSTANCE = os.environ.get("FATBUILDR_INSTANCE", "") or None
+
+# Access policy in the upstream ACL format; defaults to the upstream vendor policy.
+FATBUILDR_POLICY = Path(os.environ.get("FATBUILDR_POLICY", BASE_DIR / "accounts" / "policy.acl"))
+
+# Architecture of the build hosts, always first in pipelines/architectures.json.
+FATBUILDR_HOST_ARCHITECTURE = os.environ.get("FATBUILDR_HOST_ARCHITECTURE", platform.machine())
+
+# API tokens, as upstream [tokens]: HS256 JWT, audience "fatbuildr", 30 days.
+FATBUILDR_TOKEN_ALGORITHM = os.environ.get("FATBUILDR_TOKEN_ALGORITHM", "HS256")
+FATBUILDR_TOKEN_AUDIENCE = os.environ.get("FATBUILDR_TOKEN_AUDIENCE", "fatbuildr")
+FATBUILDR_TOKEN_DURATION_DAYS = int(os.environ.get("FATBUILDR_TOKEN_DURATION_DAYS", "30"))
+if FATBUILDR_TOKEN_ALGORITHM not in {"HS256", "HS384", "HS512"}:
+    raise ImproperlyConfigured("FATBUILDR_TOKEN_ALGORITHM must be HS256, HS384 or HS512.")
+
+# --- Celery ----------------------------------------------------------------
+
+CELERY_BROKER_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Longer than the longest build, so Redis never redelivers a message still in work.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("FATBUILDR_TASK_VISIBILITY_TIMEOUT", "43200"))
+}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -1,0 +1,222 @@
+"""Reads: instances, pipelines and the registry index, shaped for the API.
+
+Listing and search build plain dicts from `values_list` rows: the number of
+queries per call is constant, whatever the size of the registry.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+
+from registry.constants import SOURCE_ARCHITECTURE, ArtifactFormat
+from registry.models import (
+    Artifact,
+    Instance,
+    PipelineDerivative,
+    PipelineDistribution,
+    RegistryDerivative,
+    RegistryDistribution,
+    RegistryFormat,
+)
+from registry.pipelines import DerivativeSpec, DistributionSpec, Pipelines
+
+
+class RegistryLookupError(LookupError):
+    """Something asked of the registry index does not exist; the message says what."""
+
+
+ARTIFACT_FIELDS = ("architecture", "name", "size", "version")
+
+
+def get_instance(instance_id: str) -> Instance | None:
+    """The instance with this id, or None."""
+    return Instance.objects.filter(pk=instance_id).first()
+
+
+def list_instances() -> QuerySet[Instance]:
+    return Instance.objects.order_by("id")
+
+
+def instance_to_wire(instance: Instance) -> dict[str, str]:
+    """The Instance object of the API."""
+    return {"id": instance.id, "name": instance.name, "userid": instance.userid}
+
+
+def get_pipelines(instance: Instance) -> Pipelines:
+    """The pipelines of an instance (two queries)."""
+    distributions = [
+        DistributionSpec(
+            name=d.name, format=d.format, environment=d.environment or None, tag=d.tag or None
+        )
+        for d in PipelineDistribution.objects.filter(instance=instance).order_by("position")
+    ]
+    derivatives = [
+        DerivativeSpec(name=name, formats=tuple(formats), extends=parent)
+        for name, formats, parent in PipelineDerivative.objects.filter(instance=instance)
+        .order_by("position")
+        .values_list("name", "formats", "extends__name")
+    ]
+    return Pipelines(
+        formats=list(instance.formats), distributions=distributions, derivatives=derivatives
+    )
+
+
+def _check_format(instance: Instance, fmt: str) -> None:
+    if fmt not in ArtifactFormat.values:
+        raise RegistryLookupError(f"Format {fmt} not supported by registries")
+
+
+def registry_formats(instance: Instance) -> list[str]:
+    """Formats that have a registry on this instance."""
+    return list(
+        RegistryFormat.objects.filter(instance=instance)
+        .order_by("name")
+        .values_list("name", flat=True)
+    )
+
+
+def registry_distributions(instance: Instance, fmt: str) -> list[str]:
+    """Distributions present in a format registry ([] when the registry is empty)."""
+    _check_format(instance, fmt)
+    return list(
+        RegistryDistribution.objects.filter(format__instance=instance, format__name=fmt)
+        .order_by("name")
+        .values_list("name", flat=True)
+    )
+
+
+def _distribution(instance: Instance, fmt: str, distribution: str) -> RegistryDistribution:
+    _check_format(instance, fmt)
+    found = RegistryDistribution.objects.filter(
+        format__instance=instance, format__name=fmt, name=distribution
+    ).first()
+    if found is None:
+        raise RegistryLookupError(f"Distribution {distribution} not found in {fmt} registry")
+    return found
+
+
+def registry_derivatives(instance: Instance, fmt: str, distribution: str) -> list[str]:
+    """Derivatives present for a distribution, main first."""
+    dist = _distribution(instance, fmt, distribution)
+    names = RegistryDerivative.objects.filter(distribution=dist).values_list("name", flat=True)
+    return sorted(names, key=lambda name: (name != "main", name))
+
+
+def _derivative(
+    instance: Instance, fmt: str, distribution: str, derivative: str
+) -> RegistryDerivative:
+    _check_format(instance, fmt)
+    found = (
+        RegistryDerivative.objects.filter(
+            distribution__format__instance=instance,
+            distribution__format__name=fmt,
+            distribution__name=distribution,
+            name=derivative,
+        )
+        .select_related("distribution")
+        .first()
+    )
+    if found is None:
+        # Tell which level is missing, as upstream does.
+        _distribution(instance, fmt, distribution)
+        raise RegistryLookupError(
+            f"Derivative {derivative} not found in {fmt} registry for distribution {distribution}"
+        )
+    return found
+
+
+def _ordered(queryset: QuerySet[Artifact]) -> QuerySet[Artifact]:
+    # Binaries first, sources last, as upstream registries list them.
+    is_source = Case(
+        When(architecture=SOURCE_ARCHITECTURE, then=Value(1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    return queryset.order_by(is_source, "name", "architecture")
+
+
+def _artifact_dicts(rows: Iterable[tuple]) -> list[dict[str, Any]]:
+    return [dict(zip(ARTIFACT_FIELDS, row, strict=True)) for row in rows]
+
+
+def derivative_artifacts(
+    instance: Instance, fmt: str, distribution: str, derivative: str
+) -> list[dict[str, Any]]:
+    """Artifacts of a derivative as Artifact objects."""
+    deriv = _derivative(instance, fmt, distribution, derivative)
+    rows = _ordered(Artifact.objects.filter(derivative=deriv)).values_list(*ARTIFACT_FIELDS)
+    return _artifact_dicts(rows)
+
+
+def artifact_description(
+    instance: Instance, fmt: str, distribution: str, derivative: str, architecture: str, name: str
+) -> dict[str, Any]:
+    """The ArtifactDescription: binaries for a source; source and content for a binary."""
+    deriv = _derivative(instance, fmt, distribution, derivative)
+    artifact = (
+        Artifact.objects.filter(derivative=deriv, architecture=architecture, name=name)
+        .select_related("source")
+        .first()
+    )
+    if artifact is None:
+        raise RegistryLookupError(
+            f"Artifact {name} with architecture {architecture} not found in {fmt} registry "
+            f"for distribution {distribution} and derivative {derivative}"
+        )
+    changelog = [
+        {"version": version, "author": author, "date": date, "changes": changes}
+        for version, author, date, changes in artifact.changelog.order_by("position").values_list(
+            "version", "author", "date", "changes"
+        )
+    ]
+    description: dict[str, Any] = {"artifact": artifact.name, "changelog": changelog}
+    if artifact.is_source:
+        binaries = _ordered(artifact.binaries.all()).values_list(*ARTIFACT_FIELDS)
+        description["binaries"] = _artifact_dicts(binaries)
+    else:
+        source = artifact.source
+        if source is None:
+            raise RegistryLookupError(
+                f"Unable to find source package associated to {fmt} binary package {name} "
+                f"in distribution {distribution} and derivative {derivative}"
+            )
+        description["source"] = {field: getattr(source, field) for field in ARTIFACT_FIELDS}
+        description["content"] = [
+            {"path": path, "type": kind, "size": size}
+            for path, kind, size in artifact.content.order_by("id").values_list(
+                "path", "type", "size"
+            )
+        ]
+    return description
+
+
+def search_artifacts(instance: Instance, term: str) -> dict[str, dict[str, dict[str, list]]]:
+    """Artifacts whose name contains *term* (case-sensitive), nested by format/dist/derivative."""
+    rows = (
+        Artifact.objects.filter(
+            derivative__distribution__format__instance=instance, name__contains=term
+        )
+        .order_by(
+            "derivative__distribution__format__name",
+            "derivative__distribution__name",
+            "derivative__name",
+        )
+        .values_list(
+            "derivative__distribution__format__name",
+            "derivative__distribution__name",
+            "derivative__name",
+            *ARTIFACT_FIELDS,
+        )
+    )
+    grouped: dict[tuple[str, str, str], list[tuple]] = {}
+    for fmt, dist, deriv, *artifact in rows:
+        grouped.setdefault((fmt, dist, deriv), []).append(tuple(artifact))
+    result: dict[str, dict[str, dict[str, list]]] = {}
+    for (fmt, dist, deriv), artifacts in grouped.items():
+        binaries = sorted(
+            (a for a in artifacts if a[0] != SOURCE_ARCHITECTURE), key=lambda a: (a[1], a[0])
+        )
+        sources = sorted((a for a in artifacts if a[0] == SOURCE_ARCHITECTURE), key=lambda a: a[1])
+        result.setdefault(fmt, {}).setdefault(dist, {})[deriv] = _artifact_dicts(binaries + sources)
+    return result

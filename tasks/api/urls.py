@@ -1,0 +1,11 @@
+"""Task routes, relative to the instance prefix (none in mono-instance mode)."""
+
+from django.urls import re_path
+
+from tasks.api import views
+
+instance_urlpatterns = [
+    re_path(r"^running\.json$", views.RunningTaskView.as_view(), name="running"),
+    re_path(r"^queue\.json$", views.QueueView.as_view(), name="queue"),
+    re_path(r"^tasks/(?P<task_id>[^/]+)\.json$", views.TaskView.as_view(), name="task"),
+]

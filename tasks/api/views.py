@@ -1,0 +1,41 @@
+"""Task endpoints (reference: Tasks)."""
+
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.constants import Action
+from fatbuildr_site.api import InstanceAPIView
+from tasks import selectors
+from tasks.wire import task_to_wire
+
+
+class RunningTaskView(InstanceAPIView):
+    """`GET /{instance}/running.json`: the running task, or `null` when idle."""
+
+    permission_action = Action.VIEW_TASK
+
+    def get(self, request: Request, **kwargs) -> Response:
+        task = selectors.running_task(self.instance)
+        return Response(task_to_wire(task) if task else None)
+
+
+class QueueView(InstanceAPIView):
+    """`GET /{instance}/queue.json`: pending tasks, oldest first."""
+
+    permission_action = Action.VIEW_TASK
+
+    def get(self, request: Request, **kwargs) -> Response:
+        return Response([task_to_wire(task) for task in selectors.pending_tasks(self.instance)])
+
+
+class TaskView(InstanceAPIView):
+    """`GET /{instance}/tasks/{task}.json`: a pending, running or finished task."""
+
+    permission_action = Action.VIEW_TASK
+
+    def get(self, request: Request, *, task_id: str, **kwargs) -> Response:
+        task = selectors.get_task(self.instance, task_id)
+        if task is None:
+            raise exceptions.NotFound(f"Unable to find task {task_id} on server")
+        return Response(task_to_wire(task))

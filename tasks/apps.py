@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class TasksConfig(AppConfig):
+    """Tasks: the queue of state-changing work and its history."""
+
+    name = "tasks"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,82 @@
+"""Shared fixtures: instances, clients (anonymous, with a token, with a role), URL modes."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.test import APIClient
+
+from accounts.models import Role
+from accounts.tokens import generate_token
+from registry.models import Instance
+from registry.services import load_instance_file
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def default_instance(db) -> Instance:
+    """The shipped default instance, loaded from instances/default.yml."""
+    instance, _ = load_instance_file(path=REPO_ROOT / "instances" / "default.yml")
+    return instance
+
+
+@pytest.fixture
+def anonymous_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def token_for() -> Callable[..., str]:
+    """Make a token: token_for(instance, "alice", duration_days=30)."""
+
+    def make(instance: Instance, username: str, duration_days: int | None = None) -> str:
+        return generate_token(instance=instance, username=username, duration_days=duration_days)
+
+    return make
+
+
+@pytest.fixture
+def client_for(token_for) -> Callable[..., APIClient]:
+    """A client sending a bearer token for *username* on *instance*."""
+
+    def make(instance: Instance, username: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(instance, username)}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def client_with_role(db, client_for) -> Callable[..., APIClient]:
+    """A client whose user holds an admin Role granting *actions*."""
+
+    def make(instance: Instance, *actions: str, username: str = "maintainer") -> APIClient:
+        Role.objects.create(name=f"role-{username}", actions=list(actions), users=[username])
+        return client_for(instance, username)
+
+    return make
+
+
+@pytest.fixture
+def fatbuildr_group_member(db) -> User:
+    """A Django user in group "fatbuildr" (the `users` role of the vendor policy)."""
+    user = User.objects.create_user("builder")
+    user.groups.add(Group.objects.create(name="fatbuildr"))
+    return user
+
+
+@pytest.fixture
+def mono_mode(settings, default_instance):
+    """Serve the default instance without the /{instance} prefix."""
+    settings.FATBUILDR_INSTANCE = default_instance.id
+    settings.ROOT_URLCONF = "tests.urls_mono"
+    return default_instance
+
+
+@pytest.fixture
+def multi_mode(settings):
+    settings.FATBUILDR_INSTANCE = None
+    settings.ROOT_URLCONF = "tests.urls_multi"

@@ -1,0 +1,122 @@
+"""factory_boy factories for every model the API reads."""
+
+import factory
+from factory.django import DjangoModelFactory
+
+from registry import models as registry_models
+from tasks.models import Task, TaskName
+
+
+class InstanceFactory(DjangoModelFactory):
+    class Meta:
+        model = registry_models.Instance
+        django_get_or_create = ("id",)
+
+    id = factory.Sequence(lambda n: f"instance{n}")
+    name = factory.LazyAttribute(lambda o: f"{o.id.title()} Fatbuildr Instance")
+    gpg_name = "Maintainers"
+    gpg_email = "maintainers@example.org"
+    architectures = factory.LazyFunction(lambda: ["x86_64"])
+    formats = factory.LazyFunction(lambda: ["deb", "rpm"])
+
+
+class PipelineDistributionFactory(DjangoModelFactory):
+    class Meta:
+        model = registry_models.PipelineDistribution
+
+    instance = factory.SubFactory(InstanceFactory)
+    format = "deb"
+    name = factory.Sequence(lambda n: f"dist{n}")
+    environment = factory.LazyAttribute(lambda o: o.name)
+    tag = factory.Sequence(lambda n: f"tag{n}")
+    position = factory.Sequence(lambda n: n)
+
+
+class PipelineDerivativeFactory(DjangoModelFactory):
+    class Meta:
+        model = registry_models.PipelineDerivative
+
+    instance = factory.SubFactory(InstanceFactory)
+    name = factory.Sequence(lambda n: f"derivative{n}")
+    formats = factory.LazyFunction(list)
+    extends = None
+    position = factory.Sequence(lambda n: n + 1)
+
+
+class RegistryFormatFactory(DjangoModelFactory):
+    class Meta:
+        model = registry_models.RegistryFormat
+        django_get_or_create = ("instance", "name")
+
+    instance = factory.SubFactory(InstanceFactory)
+    name = "deb"
+
+
+class RegistryDistributionFactory(DjangoModelFactory):
+    class Meta:
+        model = registry_models.RegistryDistribution
+        django_get_or_create = ("format", "name")
+
+    format = factory.SubFactory(RegistryFormatFactory)
+    name = "bookworm"
+
+
+class RegistryDerivativeFactory(DjangoModelFactory):
+    class Meta:
+        model = registry_models.RegistryDerivative
+        django_get_or_create = ("distribution", "name")
+
+    distribution = factory.SubFactory(RegistryDistributionFactory)
+    name = "main"
+
+
+class ArtifactFactory(DjangoModelFactory):
+    class Meta:
+        model = registry_models.Artifact
+
+    derivative = factory.SubFactory(RegistryDerivativeFactory)
+    name = factory.Sequence(lambda n: f"package{n}")
+    architecture = "x86_64"
+    version = "1.0-1.deb12"
+    size = 1024
+    source = None
+
+
+class ChangelogEntryFactory(DjangoModelFactory):
+    class Meta:
+        model = registry_models.ChangelogEntry
+
+    artifact = factory.SubFactory(ArtifactFactory)
+    position = factory.Sequence(lambda n: n)
+    version = "1.0-1.deb12"
+    author = "John Doe <john@doe.org>"
+    date = 1655838256
+    changes = factory.LazyFunction(lambda: ["Fatbuildr test build"])
+
+
+class ContentEntryFactory(DjangoModelFactory):
+    class Meta:
+        model = registry_models.ContentEntry
+
+    artifact = factory.SubFactory(ArtifactFactory)
+    path = factory.Sequence(lambda n: f"/usr/share/file{n}")
+    type = "f"
+    size = 100
+
+
+class TaskFactory(DjangoModelFactory):
+    class Meta:
+        model = Task
+
+    instance = factory.SubFactory(InstanceFactory)
+    name = TaskName.ARTIFACT_BUILD
+    user = "john"
+    format = "deb"
+    distribution = "bookworm"
+    derivative = "main"
+    artifact = "fatbuildr"
+    architectures = factory.LazyFunction(lambda: ["x86_64"])
+    archives = factory.LazyFunction(list)
+    author = "John Doe"
+    email = "john.doe@example.org"
+    message = "Test of new feature"
