@@ -1,6 +1,8 @@
 """Reads of the task table."""
 
+import time
 import uuid
+from collections.abc import Callable
 
 from registry.models import Instance
 from tasks.models import Task, TaskState
@@ -29,3 +31,27 @@ def get_task(instance: Instance, task_id: str) -> Task | None:
     except ValueError:
         return None
     return Task.objects.filter(instance=instance, pk=parsed).first()
+
+
+def has_journal(task: Task) -> bool:
+    """Whether the task journal holds at least one byte."""
+    try:
+        return task.journal_path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def finished_checker(task: Task, *, min_interval: float) -> Callable[[], bool]:
+    """A callable telling whether *task* has finished, asking the database at most every
+    *min_interval* seconds (journal followers poll the file much more often)."""
+    last_check = 0.0
+    finished = task.state == TaskState.FINISHED
+
+    def is_finished() -> bool:
+        nonlocal last_check, finished
+        if not finished and time.monotonic() - last_check >= min_interval:
+            last_check = time.monotonic()
+            finished = Task.objects.filter(pk=task.pk, state=TaskState.FINISHED).exists()
+        return finished
+
+    return is_finished

@@ -1,5 +1,6 @@
 """Task endpoints (reference: Tasks)."""
 
+from django.http import StreamingHttpResponse
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -7,6 +8,8 @@ from rest_framework.response import Response
 from accounts.constants import Action
 from fatbuildr_site.api import InstanceAPIView
 from tasks import selectors
+from tasks.journal import follow_journal
+from tasks.models import TaskState
 from tasks.wire import task_to_wire
 
 
@@ -39,3 +42,24 @@ class TaskView(InstanceAPIView):
         if task is None:
             raise exceptions.NotFound(f"Unable to find task {task_id} on server")
         return Response(task_to_wire(task))
+
+
+class WatchJournalView(InstanceAPIView):
+    """`GET /{instance}/watch/{task}.journal`: the task journal, followed live while it runs."""
+
+    permission_action = Action.VIEW_TASK
+
+    def get(self, request: Request, *, task_id: str, **kwargs) -> StreamingHttpResponse:
+        task = selectors.get_task(self.instance, task_id)
+        if task is None:
+            raise exceptions.NotFound(f"Unable to find task {task_id} on server")
+        if task.state == TaskState.FINISHED and not selectors.has_journal(task):
+            # An empty 200 body crashes fatbuildrctl (compat §2.7).
+            raise exceptions.NotFound(f"No journal available for task {task_id}")
+        frames = follow_journal(
+            task.journal_path, is_finished=selectors.finished_checker(task, min_interval=1.0)
+        )
+        response = StreamingHttpResponse(frames, content_type="application/octet-stream")
+        response["X-Accel-Buffering"] = "no"
+        response["Cache-Control"] = "no-cache"
+        return response

@@ -1,0 +1,118 @@
+"""Task journals in the Fatbuildr ConsoleMessage protocol (compat §3).
+
+A frame is an 8-byte header, command (u16 LE), two padding bytes, payload
+length (u32 LE), then the payload. LOG payloads are "<levelno>:<message>".
+The last frame of every finished task is the LOG frame "Task succeeded" or
+"Task failed"; clients stop reading right after it.
+"""
+
+import enum
+import logging
+import struct
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+HEADER = struct.Struct("<HxxI")
+END_MESSAGES = ("Task succeeded", "Task failed")
+
+
+class Command(enum.IntEnum):
+    LOG = 0
+    BYTES = 1
+    RAW_ENABLE = 2
+    RAW_DISABLE = 3
+    WINCH = 4
+
+
+def encode_frame(command: Command, payload: bytes = b"") -> bytes:
+    """One whole frame."""
+    return HEADER.pack(command, len(payload)) + payload
+
+
+def log_frame(message: str, level: int = logging.INFO) -> bytes:
+    """A LOG frame, as upstream's ConsoleFormatter writes it."""
+    return encode_frame(Command.LOG, f"{level}:{message}".encode())
+
+
+# Zero-length RAW_DISABLE: ignored by every client, keeps idle streams alive (compat §2.7).
+KEEPALIVE_FRAME = encode_frame(Command.RAW_DISABLE)
+
+
+def is_end_frame(command: int, payload: bytes) -> bool:
+    """Whether this frame ends a task journal (what clients stop on)."""
+    if command != Command.LOG:
+        return False
+    _, _, message = payload.decode("utf-8", "replace").partition(":")
+    return message.startswith(END_MESSAGES)
+
+
+def read_frames(handle: BinaryIO) -> Iterator[tuple[int, bytes, bytes]]:
+    """Yield (command, payload, raw frame) for each whole frame from the current position.
+
+    Stops before a frame that is not completely written yet and leaves the
+    file position at its start, so a follower can read it again later.
+    """
+    while True:
+        start = handle.tell()
+        header = handle.read(HEADER.size)
+        if len(header) < HEADER.size:
+            handle.seek(start)
+            return
+        command, length = HEADER.unpack(header)
+        payload = handle.read(length)
+        if len(payload) < length:
+            handle.seek(start)
+            return
+        yield command, payload, header + payload
+
+
+def follow_journal(
+    path: Path,
+    *,
+    is_finished: Callable[[], bool],
+    poll_interval: float = 0.1,
+    keepalive_interval: float = 10.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[bytes]:
+    """Stream a journal from its start until its end frame.
+
+    While the task runs, new frames are picked up by polling the file (which
+    works the same on a shared filesystem read by many web hosts), with a
+    keep-alive frame after each `keepalive_interval` of silence. Once the
+    task is finished, what remains in the file is sent and the stream ends.
+    """
+    silent_since = time.monotonic()
+    handle: BinaryIO | None = None
+    try:
+        while True:
+            if handle is None and path.exists():
+                handle = open(path, "rb")  # noqa: SIM115 - closed in finally
+            sent = False
+            if handle is not None:
+                for command, payload, raw in read_frames(handle):
+                    yield raw
+                    sent = True
+                    if is_end_frame(command, payload):
+                        return
+            if sent:
+                silent_since = time.monotonic()
+                continue
+            if is_finished():
+                # The task ended after our last read: drain what it wrote meanwhile.
+                if handle is None and path.exists():
+                    handle = open(path, "rb")  # noqa: SIM115 - closed in finally
+                if handle is not None:
+                    for command, payload, raw in read_frames(handle):
+                        yield raw
+                        if is_end_frame(command, payload):
+                            return
+                return
+            if time.monotonic() - silent_since >= keepalive_interval:
+                yield KEEPALIVE_FRAME
+                silent_since = time.monotonic()
+            sleep(poll_interval)
+    finally:
+        if handle is not None:
+            handle.close()
