@@ -57,7 +57,7 @@ def test_end_frames():
 
 
 def test_keepalive_is_an_empty_frame_that_is_not_bytes():
-    assert KEEPALIVE_FRAME == bytes.fromhex("0300000000000000")
+    assert bytes.fromhex("0300000000000000") == KEEPALIVE_FRAME
 
 
 def test_follow_stops_after_end_frame(tmp_path: Path):
