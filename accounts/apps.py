@@ -9,6 +9,7 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         # A broken policy must stop start-up, not fail the first request.
+        from accounts import checks  # noqa: F401 - registers the system checks
         from accounts.policy import get_policy
 
         get_policy()

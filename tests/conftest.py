@@ -64,7 +64,7 @@ def client_with_role(db, client_for) -> Callable[..., APIClient]:
 def fatbuildr_group_member(db) -> User:
     """A Django user in group "fatbuildr" (the `users` role of the vendor policy)."""
     user = User.objects.create_user("builder")
-    user.groups.add(Group.objects.create(name="fatbuildr"))
+    user.groups.add(Group.objects.get_or_create(name="fatbuildr")[0])
     return user
 
 
