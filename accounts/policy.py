@@ -77,6 +77,8 @@ def parse_policy(path: Path) -> Policy:
             parser.read_file(handle)
     except OSError as error:
         raise PolicyError(f"policy file {path}: cannot be read: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise PolicyError(f"policy file {path}: cannot be read: not UTF-8 text") from error
     except configparser.Error as error:
         raise PolicyError(f"policy file {path}: invalid syntax: {error}") from error
 

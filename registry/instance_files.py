@@ -10,12 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
 from registry.constants import MAIN_DERIVATIVE, ArtifactFormat
 from registry.pipelines import DerivativeSpec, Pipelines, UnknownDerivative
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+# Column sizes of the models the file is stored in: longer values are file errors, not crashes.
+MAX_ID = 64
+MAX_NAME = 64
+MAX_TEXT = 255
 
 TOP_LEVEL_KEYS = {"name", "gpg", "architectures", "formats", "derivatives"}
 DISTRIBUTION_KEYS = {
@@ -64,9 +70,11 @@ def parse_instance_file(path: Path) -> InstanceData:
         return InstanceFileError(where + message)
 
     instance_id = path.stem
-    if not NAME_RE.match(instance_id):
+    if not NAME_RE.match(instance_id) or len(instance_id) > MAX_ID:
         raise fail(
-            "", f"instance id {instance_id!r} (the file stem) must use letters, digits, . _ + -"
+            "",
+            f"instance id {instance_id!r} (the file stem) must use letters, digits, . _ + - "
+            f"and at most {MAX_ID} characters",
         )
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -81,13 +89,19 @@ def parse_instance_file(path: Path) -> InstanceData:
     if unknown:
         raise fail(unknown[0], f"unknown key (expected one of {', '.join(sorted(TOP_LEVEL_KEYS))})")
 
-    name = _text(document, "name", fail)
+    name = _text(document, "name", fail, max_length=MAX_TEXT)
     gpg = document.get("gpg")
     if not isinstance(gpg, dict):
         raise fail("gpg", "must be a mapping with name and email")
-    gpg_name = _text(gpg, "name", fail, prefix="gpg.")
-    gpg_email = _text(gpg, "email", fail, prefix="gpg.")
-    if not EMAIL_RE.match(gpg_email):
+    gpg_name = _text(gpg, "name", fail, prefix="gpg.", max_length=MAX_TEXT)
+    gpg_email = _text(gpg, "email", fail, prefix="gpg.", max_length=254)
+    try:
+        validate_email(gpg_email)
+    except ValidationError:
+        valid_email = False
+    else:
+        valid_email = True
+    if not EMAIL_RE.match(gpg_email) or not valid_email:
         raise fail("gpg.email", f"{gpg_email!r} is not an email address")
 
     architectures = document.get("architectures") or []
@@ -95,7 +109,7 @@ def parse_instance_file(path: Path) -> InstanceData:
         raise fail("architectures", "must be a list")
     architectures = [str(arch) for arch in architectures]
     for index, arch in enumerate(architectures):
-        if not NAME_RE.match(arch):
+        if not NAME_RE.match(arch) or len(arch) > 32:
             raise fail(f"architectures[{index}]", f"invalid architecture name {arch!r}")
 
     formats_doc = document.get("formats")
@@ -126,7 +140,7 @@ def parse_instance_file(path: Path) -> InstanceData:
             for extra in sorted(set(map(str, item)) - required - optional):
                 raise fail(f"{key}.{extra}", f"unknown key for a {fmt} distribution")
             dist_name = _text(item, "name", fail, prefix=f"{key}.")
-            if not NAME_RE.match(dist_name):
+            if not NAME_RE.match(dist_name) or len(dist_name) > MAX_NAME:
                 raise fail(f"{key}.name", f"invalid distribution name {dist_name!r}")
             if dist_name in seen:
                 raise fail(
@@ -140,14 +154,23 @@ def parse_instance_file(path: Path) -> InstanceData:
             components = item.get("components") or ""
             if isinstance(components, list):
                 components = " ".join(map(str, components))
+            for extra_key, value, limit in (
+                ("mirror", str(item.get("mirror") or ""), 1024),
+                ("components", str(components), MAX_TEXT),
+                *((f"modules[{i}]", str(module), 128) for i, module in enumerate(modules)),
+            ):
+                if len(value) > limit:
+                    raise fail(f"{key}.{extra_key}", f"is longer than {limit} characters")
             distributions.append(
                 DistributionData(
                     name=dist_name,
                     format=fmt,
-                    environment=_text(item, "env", fail, prefix=f"{key}.")
+                    environment=_text(item, "env", fail, prefix=f"{key}.", max_length=128)
                     if "env" in required
                     else None,
-                    tag=_text(item, "tag", fail, prefix=f"{key}.") if "tag" in required else None,
+                    tag=_text(item, "tag", fail, prefix=f"{key}.", max_length=MAX_NAME)
+                    if "tag" in required
+                    else None,
                     mirror=str(item.get("mirror") or ""),
                     components=str(components),
                     modules=[str(module) for module in modules],
@@ -187,7 +210,7 @@ def _parse_derivatives(document: Any, formats: list[str], fail) -> list[Derivati
         key = f"derivatives.{name}"
         if name == MAIN_DERIVATIVE:
             raise fail(key, "main is implicit and cannot be redefined")
-        if not NAME_RE.match(name):
+        if not NAME_RE.match(name) or len(name) > MAX_NAME:
             raise fail(key, f"invalid derivative name {name!r}")
         body = body or {}
         if not isinstance(body, dict):
@@ -209,8 +232,11 @@ def _parse_derivatives(document: Any, formats: list[str], fail) -> list[Derivati
     return specs
 
 
-def _text(mapping: dict, key: str, fail, prefix: str = "") -> str:
+def _text(mapping: dict, key: str, fail, prefix: str = "", max_length: int = MAX_TEXT) -> str:
     value = mapping.get(key)
     if value is None or isinstance(value, (dict, list)) or str(value).strip() == "":
         raise fail(prefix + key, "is required and must be text")
-    return str(value).strip()
+    text = str(value).strip()
+    if len(text) > max_length:
+        raise fail(prefix + key, f"is longer than {max_length} characters")
+    return text

@@ -1,0 +1,477 @@
+"""The permission matrix: every GET endpoint x every kind of caller, in both URL modes.
+
+Order of the checks (compat §1.3): the token is verified first, then the
+policy decides, and only then an unknown instance is reported. Every refusal is
+a 403 Error object (never a 401, never a WWW-Authenticate challenge).
+"""
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.test import APIClient
+
+from accounts.constants import Action
+from accounts.policy import _load
+from tests import factories
+
+ALLOWED = "allowed"
+WEB_ACTIONS = (
+    Action.VIEW_PIPELINE,
+    Action.VIEW_REGISTRY,
+    Action.VIEW_TASK,
+    Action.VIEW_KEYRING,
+    Action.BUILD,
+    Action.EDIT_REGISTRY,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_policy_cache():
+    _load.cache_clear()
+    yield
+    _load.cache_clear()
+
+
+# --- Endpoints -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A GET endpoint; `path` is relative to the instance prefix unless `public`."""
+
+    id: str
+    path: str
+    action: str | None
+    status: int = 200
+    error: str | None = None  # expected Error object when the allowed answer is not a 200
+    public: bool = False
+    multi_only: bool = False
+
+
+ENDPOINTS = [
+    Endpoint("instance", "instance.json", Action.VIEW_REGISTRY),
+    Endpoint("architectures", "pipelines/architectures.json", Action.VIEW_PIPELINE),
+    Endpoint("formats", "pipelines/formats.json", Action.VIEW_PIPELINE),
+    Endpoint("registry", "registry.json", Action.VIEW_REGISTRY),
+    Endpoint("registry-format", "registry/deb.json", Action.VIEW_REGISTRY),
+    Endpoint("registry-distribution", "registry/deb/bookworm.json", Action.VIEW_REGISTRY),
+    Endpoint("registry-derivative", "registry/deb/bookworm/main.json", Action.VIEW_REGISTRY),
+    Endpoint("artifact", "registry/deb/bookworm/main/x86_64/fatbuildr.json", Action.VIEW_REGISTRY),
+    Endpoint("search", "search.json?artifact=fat", Action.VIEW_REGISTRY),
+    Endpoint("running", "running.json", Action.VIEW_TASK),
+    Endpoint("queue", "queue.json", Action.VIEW_TASK),
+    Endpoint("task", "tasks/{task}.json", Action.VIEW_TASK),
+    # No keyring task has run: the allowed answer is the documented 404.
+    Endpoint(
+        "keyring",
+        "keyring.asc",
+        Action.VIEW_KEYRING,
+        status=404,
+        error="No keyring available on this instance",
+    ),
+    Endpoint("version", "/version", None, public=True),
+    Endpoint("instances", "/instances.json", None, public=True, multi_only=True),
+]
+
+
+# --- Policies ------------------------------------------------------------------------------
+
+
+def others(action: str) -> str:
+    return ",".join(a for a in WEB_ACTIONS if a != action)
+
+
+def restricted_policy(action: str) -> str:
+    """Everyone gets every web action but *action*, except through the roles granting it."""
+    return f"""
+[roles]
+anonymous
+staff=mallory
+readers=alice
+grouped=@viewers
+base
+inheritors=carol
+
+[anonymous]
+actions={others(action)}
+
+[staff]
+actions={others(action)}
+
+[readers]
+actions={action}
+
+[grouped]
+actions={action}
+
+[base]
+actions={action}
+
+[inheritors]
+actions=@base
+"""
+
+
+def no_anonymous_policy(action: str) -> str:
+    return f"""
+[roles]
+readers=alice
+
+[readers]
+actions={",".join(WEB_ACTIONS)}
+"""
+
+
+# --- Tokens --------------------------------------------------------------------------------
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    payload = {"iat": now, "exp": now + 3600, "aud": "fatbuildr", "sub": "alice"}
+    for name, value in overrides.items():
+        if value is None:
+            payload.pop(name, None)
+        else:
+            payload[name] = value
+    return payload
+
+
+def signed(instance, algorithm: str = "HS256", key: str | None = None, **overrides: Any) -> str:
+    return jwt.encode(claims(**overrides), key or instance.token_key, algorithm=algorithm)
+
+
+def alg_none(instance) -> str:
+    header = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    return f"{header}.{b64(json.dumps(claims()).encode())}."
+
+
+BAD_TOKENS: dict[str, tuple[Callable[[Any], str], str]] = {
+    "garbage": (lambda i: "not-a-jwt", "token is invalid"),
+    "garbage-three-parts": (lambda i: "aaa.bbb.ccc", "token is invalid"),
+    "expired": (
+        lambda i: signed(i, iat=int(time.time()) - 7200, exp=int(time.time()) - 3600),
+        "token is expired",
+    ),
+    "wrong-audience": (lambda i: signed(i, aud="someone-else"), "token is invalid"),
+    "missing-audience": (lambda i: signed(i, aud=None), "token is invalid"),
+    "wrong-key": (lambda i: signed(i, key="f" * 64), "token is invalid"),
+    "alg-none": (alg_none, "token is invalid"),
+    "hs512": (lambda i: signed(i, algorithm="HS512"), "token is invalid"),
+    "missing-sub": (lambda i: signed(i, sub=None), "token is invalid"),
+    "missing-exp": (lambda i: signed(i, exp=None), "token is invalid"),
+}
+
+BAD_HEADERS = {
+    "basic": "Basic x",
+    "lowercase-bearer": "bearer x",
+    "bearer-alone": "Bearer",
+}
+
+
+# --- Cases ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """Who calls, under which policy, on which instance, and what the answer must be.
+
+    `policy` builds the policy text for an action (None: the vendor policy);
+    `client` builds the client; `expect` maps the action to ALLOWED or
+    (status, error message).
+    """
+
+    id: str
+    client: Callable[["Context"], APIClient]
+    expect: Callable[[str], Any]
+    policy: Callable[[str], str] | None = None
+    instance: str = "default"
+
+
+@dataclass
+class Context:
+    instance: Any
+    action: str
+    client_for: Callable[..., APIClient]
+    client_with_role: Callable[..., APIClient]
+
+
+def anonymous(ctx: Context) -> APIClient:
+    return APIClient()
+
+
+def user(name: str) -> Callable[[Context], APIClient]:
+    return lambda ctx: ctx.client_for(ctx.instance, name)
+
+
+def group_member(ctx: Context) -> APIClient:
+    member = User.objects.create_user("dave")
+    member.groups.add(Group.objects.get_or_create(name="viewers")[0])
+    return ctx.client_for(ctx.instance, "dave")
+
+
+def raw_header(header: str | Callable[[Any], str]) -> Callable[[Context], APIClient]:
+    def make(ctx: Context) -> APIClient:
+        client = APIClient()
+        value = header(ctx.instance) if callable(header) else header
+        client.credentials(HTTP_AUTHORIZATION=value)
+        return client
+
+    return make
+
+
+def bearer(token: Callable[[Any], str]) -> Callable[[Context], APIClient]:
+    return raw_header(lambda instance: f"Bearer {token(instance)}")
+
+
+def allowed(action: str) -> str:
+    return ALLOWED
+
+
+def anonymous_refused(action: str) -> tuple[int, str]:
+    return 403, f"anonymous role is not allowed to perform action {action}"
+
+
+def refused(name: str) -> Callable[[str], tuple[int, str]]:
+    return lambda action: (403, f"user {name} is not allowed to perform action {action}")
+
+
+def fixed(status: int, message: str) -> Callable[[str], tuple[int, str]]:
+    return lambda action: (status, message)
+
+
+CASES = [
+    Case("anonymous-vendor-policy", anonymous, allowed),
+    Case("anonymous-lacks-action", anonymous, anonymous_refused, restricted_policy),
+    Case("no-anonymous-role", anonymous, anonymous_refused, no_anonymous_policy),
+    Case("no-anonymous-role-user", user("alice"), allowed, no_anonymous_policy),
+    Case("user-vendor-policy", user("mallory"), allowed),
+    Case("user-lacks-action", user("mallory"), refused("mallory"), restricted_policy),
+    Case("user-unknown-to-policy", user("zoe"), refused("zoe"), restricted_policy),
+    Case("user-by-name", user("alice"), allowed, restricted_policy),
+    Case("user-by-group", group_member, allowed, restricted_policy),
+    Case("user-by-role-inclusion", user("carol"), allowed, restricted_policy),
+    Case(
+        "user-by-admin-role",
+        lambda ctx: ctx.client_with_role(ctx.instance, ctx.action, username="maintainer"),
+        allowed,
+        restricted_policy,
+    ),
+    *(
+        Case(f"token-{name}", bearer(make), fixed(403, message))
+        for name, (make, message) in BAD_TOKENS.items()
+    ),
+    *(
+        Case(f"header-{name}", raw_header(header), fixed(403, "No valid token provided"))
+        for name, header in BAD_HEADERS.items()
+    ),
+    Case(
+        "unknown-instance-anonymous",
+        anonymous,
+        fixed(404, "instance nope not found"),
+        instance="nope",
+    ),
+    Case(
+        "unknown-instance-anonymous-lacks-action",
+        anonymous,
+        anonymous_refused,
+        restricted_policy,
+        instance="nope",
+    ),
+    Case(
+        "unknown-instance-token",
+        user("alice"),
+        fixed(404, "unable to authenticate with JWT token against nope instance"),
+        instance="nope",
+    ),
+    Case(
+        "unknown-instance-token-lacking-action",
+        user("mallory"),
+        fixed(404, "unable to authenticate with JWT token against nope instance"),
+        restricted_policy,
+        instance="nope",
+    ),
+    Case(
+        "unknown-instance-bad-header",
+        raw_header("Basic x"),
+        fixed(403, "No valid token provided"),
+        instance="nope",
+    ),
+]
+
+
+def matrix() -> list:
+    params = []
+    for mode in ("multi", "mono"):
+        for endpoint in ENDPOINTS:
+            for case in CASES:
+                if endpoint.public and case.instance != "default":
+                    continue  # no instance in the path of a public endpoint
+                case_id = f"{mode}-{endpoint.id}-{case.id}"
+                params.append(pytest.param(mode, endpoint, case, id=case_id))
+    return params
+
+
+# --- Fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def registry_data(default_instance):
+    """A deb source and its binary in bookworm/main, and one task: every GET has data."""
+    derivative = factories.RegistryDerivativeFactory(
+        distribution__format__instance=default_instance,
+        distribution__format__name="deb",
+        distribution__name="bookworm",
+        name="main",
+    )
+    source = factories.ArtifactFactory(
+        derivative=derivative, name="fatbuildr", architecture="src", version="2.1.0-1"
+    )
+    binary = factories.ArtifactFactory(
+        derivative=derivative,
+        name="fatbuildr",
+        architecture="x86_64",
+        version="2.1.0-1",
+        source=source,
+    )
+    factories.ChangelogEntryFactory(artifact=source)
+    factories.ContentEntryFactory(artifact=binary)
+    return factories.TaskFactory(instance=default_instance)
+
+
+def use_mode(settings, mode: str, instance_id: str) -> Callable[[Endpoint], str]:
+    """Switch URL mode; return the URL of an endpoint for the instance *instance_id*."""
+    if mode == "multi":
+        settings.FATBUILDR_INSTANCE = None
+        settings.ROOT_URLCONF = "tests.urls_multi"
+        return lambda endpoint: (
+            endpoint.path if endpoint.public else f"/{instance_id}/{endpoint.path}"
+        )
+    settings.FATBUILDR_INSTANCE = instance_id
+    settings.ROOT_URLCONF = "tests.urls_mono"
+    return lambda endpoint: endpoint.path if endpoint.public else f"/{endpoint.path}"
+
+
+def write_policy(settings, tmp_path, text: str) -> None:
+    path = tmp_path / "policy.acl"
+    path.write_text(text, encoding="utf-8")
+    settings.FATBUILDR_POLICY = path
+    _load.cache_clear()
+
+
+def assert_no_challenge(response) -> None:
+    assert response.status_code != 401
+    assert "WWW-Authenticate" not in response.headers
+
+
+def assert_error(response, status: int, message: str | None = None) -> None:
+    assert_no_challenge(response)
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body, dict) and isinstance(body.get("error"), str), body
+    if message is not None:
+        assert body == {"error": message}
+
+
+# --- The matrix ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "endpoint", "case"), matrix())
+def test_permission_matrix(
+    mode, endpoint, case, settings, tmp_path, registry_data, client_for, client_with_role
+):
+    action = endpoint.action or Action.VIEW_REGISTRY
+    if case.policy is not None:
+        write_policy(settings, tmp_path, case.policy(action))
+    ctx = Context(registry_data.instance, action, client_for, client_with_role)
+    client = case.client(ctx)
+    url = use_mode(settings, mode, case.instance)(endpoint)
+    response = client.get(url.format(task=registry_data.id))
+
+    if endpoint.public:
+        if mode == "mono" and endpoint.multi_only:
+            assert_error(response, 404)
+            return
+        expected = ALLOWED  # no token or policy check at all
+    else:
+        expected = case.expect(endpoint.action)
+
+    if expected != ALLOWED:
+        status, message = expected
+        assert_error(response, status, message)
+        return
+    assert_no_challenge(response)
+    assert response.status_code == endpoint.status, response.content
+    if endpoint.error is not None:
+        assert response.json() == {"error": endpoint.error}
+    elif endpoint.id == "version":
+        assert response.content == b"Fatbuildr v2.1.0"
+    else:
+        assert response["Content-Type"].startswith("application/json")
+        check_allowed_body(endpoint, response.json(), registry_data)
+
+
+def check_allowed_body(endpoint: Endpoint, body: Any, task) -> None:
+    """The allowed answer is the endpoint's real payload (so the seeded data was reached)."""
+    expected: dict[str, Any] = {
+        "instance": lambda: body["id"] == "default",
+        "architectures": lambda: "x86_64" in body,
+        "formats": lambda: set(body) == {"deb", "rpm"},
+        "registry": lambda: body == ["deb"],
+        "registry-format": lambda: body == ["bookworm"],
+        "registry-distribution": lambda: body == ["main"],
+        "registry-derivative": lambda: {a["architecture"] for a in body} == {"src", "x86_64"},
+        "artifact": lambda: body["artifact"] == "fatbuildr" and body["source"]["version"],
+        "search": lambda: "fatbuildr" in str(body["deb"]["bookworm"]["main"]),
+        "running": lambda: body is None,
+        "queue": lambda: [t["id"] for t in body] == [str(task.id)],
+        "task": lambda: body["id"] == str(task.id),
+        "instances": lambda: [i["id"] for i in body] == ["default"],
+    }
+    assert expected[endpoint.id](), body
+
+
+# --- Methods and paths ---------------------------------------------------------------------
+
+
+@pytest.fixture(params=["multi", "mono"])
+def prefix(request, settings, default_instance) -> str:
+    use_mode(settings, request.param, default_instance.id)
+    return "/default" if request.param == "multi" else ""
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/running.json"),
+        ("put", "/registry/deb/bookworm/main/x86_64/fatbuildr.json"),
+        ("patch", "/queue.json"),
+        ("post", "/instance.json"),
+    ],
+)
+def test_wrong_method_is_405_error_object(registry_data, prefix, method, path):
+    response = getattr(APIClient(), method)(f"{prefix}{path}")
+    assert_error(response, 405)
+
+
+@pytest.mark.parametrize(
+    "path", ["/unknown.json", "/registry/deb/bookworm/main/x86_64.json/x", "/tasks/"]
+)
+def test_unknown_path_is_404_error_object(registry_data, prefix, path):
+    assert_error(APIClient().get(f"{prefix}{path}"), 404)
+
+
+def test_unknown_top_level_path_is_404_error_object(settings, db):
+    use_mode(settings, "multi", "default")
+    assert_error(APIClient().get("/nope"), 404)
