@@ -7,6 +7,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import Case, IntegerField, Value, When
 
 from registry.constants import MAIN_DERIVATIVE, SOURCE_ARCHITECTURE, ArtifactFormat
 
@@ -86,7 +87,7 @@ class PipelineDistribution(models.Model):
     position = models.PositiveIntegerField(default=0)
 
     class Meta:
-        ordering = ["instance", "position"]
+        ordering = ["instance_id", "position"]
         constraints = [
             models.UniqueConstraint(
                 fields=["instance", "name"], name="pipeline_distribution_unique_name"
@@ -123,7 +124,7 @@ class PipelineDerivative(models.Model):
     position = models.PositiveIntegerField(default=0)
 
     class Meta:
-        ordering = ["instance", "position"]
+        ordering = ["instance_id", "position"]
         constraints = [
             models.UniqueConstraint(
                 fields=["instance", "name"], name="pipeline_derivative_unique_name"
@@ -147,7 +148,7 @@ class RegistryFormat(models.Model):
     name = models.CharField(max_length=8, choices=ArtifactFormat.choices)
 
     class Meta:
-        ordering = ["instance", "name"]
+        ordering = ["instance_id", "name"]
         constraints = [
             models.UniqueConstraint(fields=["instance", "name"], name="registry_format_unique")
         ]
@@ -165,7 +166,7 @@ class RegistryDistribution(models.Model):
     name = models.CharField(max_length=64)
 
     class Meta:
-        ordering = ["format", "name"]
+        ordering = ["format_id", "name"]
         constraints = [
             models.UniqueConstraint(fields=["format", "name"], name="registry_distribution_unique")
         ]
@@ -183,7 +184,7 @@ class RegistryDerivative(models.Model):
     name = models.CharField(max_length=64)
 
     class Meta:
-        ordering = ["distribution", "name"]
+        ordering = ["distribution_id", "name"]
         constraints = [
             models.UniqueConstraint(
                 fields=["distribution", "name"], name="registry_derivative_unique"
@@ -192,6 +193,19 @@ class RegistryDerivative(models.Model):
 
     def __str__(self) -> str:
         return f"{self.distribution}/{self.name}"
+
+
+def sources_last() -> Case:
+    """Sort key of registry listings: binaries (0) before sources (1).
+
+    Shared by the listing queries and the `artifact_listing` index, whose
+    expression must be the same for PostgreSQL to read the listing order from it.
+    """
+    return Case(
+        When(architecture=SOURCE_ARCHITECTURE, then=Value(1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
 
 
 class Artifact(models.Model):
@@ -219,7 +233,7 @@ class Artifact(models.Model):
     )
 
     class Meta:
-        ordering = ["derivative", "name", "architecture"]
+        ordering = ["derivative_id", "name", "architecture"]
         constraints = [
             models.UniqueConstraint(
                 fields=["derivative", "name", "architecture"], name="artifact_unique_per_arch"
@@ -228,6 +242,16 @@ class Artifact(models.Model):
         indexes = [
             # search.json: case-sensitive substring match on names (LIKE '%term%').
             GinIndex(fields=["name"], name="artifact_name_trgm", opclasses=["gin_trgm_ops"]),
+            # Derivative listing: the rows in listing order with every listed column, so
+            # PostgreSQL reads them from the index instead of sorting the whole derivative.
+            models.Index(
+                "derivative",
+                sources_last(),
+                "name",
+                "architecture",
+                include=["size", "version"],
+                name="artifact_listing",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -249,7 +273,7 @@ class ChangelogEntry(models.Model):
     changes = ArrayField(models.TextField(), default=list, blank=True)
 
     class Meta:
-        ordering = ["artifact", "position"]
+        ordering = ["artifact_id", "position"]
         constraints = [
             models.UniqueConstraint(fields=["artifact", "position"], name="changelog_position")
         ]
@@ -274,7 +298,7 @@ class ContentEntry(models.Model):
     size = models.BigIntegerField(default=0)
 
     class Meta:
-        ordering = ["artifact", "id"]
+        ordering = ["artifact_id", "id"]
         indexes = [models.Index(fields=["artifact", "id"], name="content_by_artifact")]
         verbose_name_plural = "content entries"
 
