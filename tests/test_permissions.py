@@ -19,9 +19,13 @@ from rest_framework.test import APIClient
 
 from accounts.constants import Action
 from accounts.policy import _load
+from tasks.journal import log_frame
+from tasks.models import TaskResult, TaskState
 from tests import factories
 
 ALLOWED = "allowed"
+FINISHED_TASK_ID = "c8c9935e-44c9-48de-a318-b6060c08b8c8"
+JOURNAL = log_frame("Running build") + log_frame("Task succeeded")
 WEB_ACTIONS = (
     Action.VIEW_PIPELINE,
     Action.VIEW_REGISTRY,
@@ -68,6 +72,7 @@ ENDPOINTS = [
     Endpoint("running", "running.json", Action.VIEW_TASK),
     Endpoint("queue", "queue.json", Action.VIEW_TASK),
     Endpoint("task", "tasks/{task}.json", Action.VIEW_TASK),
+    Endpoint("watch", f"watch/{FINISHED_TASK_ID}.journal", Action.VIEW_TASK),
     # No keyring task has run: the allowed answer is the documented 404.
     Endpoint(
         "keyring",
@@ -346,6 +351,14 @@ def registry_data(default_instance):
     )
     factories.ChangelogEntryFactory(artifact=source)
     factories.ContentEntryFactory(artifact=binary)
+    finished = factories.TaskFactory(
+        id=FINISHED_TASK_ID,
+        instance=default_instance,
+        state=TaskState.FINISHED,
+        result=TaskResult.SUCCESS,
+    )
+    finished.journal_path.parent.mkdir(parents=True, exist_ok=True)
+    finished.journal_path.write_bytes(JOURNAL)
     return factories.TaskFactory(instance=default_instance)
 
 
@@ -417,6 +430,9 @@ def test_permission_matrix(
         assert response.json() == {"error": endpoint.error}
     elif endpoint.id == "version":
         assert response.content == b"Fatbuildr v2.1.0"
+    elif endpoint.id == "watch":
+        assert response["Content-Type"] == "application/octet-stream"
+        assert b"".join(response.streaming_content) == JOURNAL
     else:
         assert response["Content-Type"].startswith("application/json")
         check_allowed_body(endpoint, response.json(), registry_data)
