@@ -9,7 +9,7 @@ from accounts.constants import Action
 from fatbuildr_site.api import InstanceAPIView
 from tasks import selectors
 from tasks.journal import follow_journal
-from tasks.models import TaskState
+from tasks.models import Task, TaskState
 from tasks.wire import task_to_wire
 
 
@@ -32,27 +32,30 @@ class QueueView(InstanceAPIView):
         return Response([task_to_wire(task) for task in selectors.pending_tasks(self.instance)])
 
 
-class TaskView(InstanceAPIView):
+class SingleTaskView(InstanceAPIView):
+    """Base of the views about one task, named by the `task_id` URL argument."""
+
+    permission_action = Action.VIEW_TASK
+
+    def get_task(self, task_id: str) -> Task:
+        task = selectors.get_task(self.instance, task_id)
+        if task is None:
+            raise exceptions.NotFound(f"Unable to find task {task_id} on server")
+        return task
+
+
+class TaskView(SingleTaskView):
     """`GET /{instance}/tasks/{task}.json`: a pending, running or finished task."""
 
-    permission_action = Action.VIEW_TASK
-
     def get(self, request: Request, *, task_id: str, **kwargs) -> Response:
-        task = selectors.get_task(self.instance, task_id)
-        if task is None:
-            raise exceptions.NotFound(f"Unable to find task {task_id} on server")
-        return Response(task_to_wire(task))
+        return Response(task_to_wire(self.get_task(task_id)))
 
 
-class WatchJournalView(InstanceAPIView):
+class WatchJournalView(SingleTaskView):
     """`GET /{instance}/watch/{task}.journal`: the task journal, followed live while it runs."""
 
-    permission_action = Action.VIEW_TASK
-
     def get(self, request: Request, *, task_id: str, **kwargs) -> StreamingHttpResponse:
-        task = selectors.get_task(self.instance, task_id)
-        if task is None:
-            raise exceptions.NotFound(f"Unable to find task {task_id} on server")
+        task = self.get_task(task_id)
         if task.state == TaskState.FINISHED and not selectors.has_journal(task):
             # An empty 200 body crashes fatbuildrctl (compat §2.7).
             raise exceptions.NotFound(f"No journal available for task {task_id}")
