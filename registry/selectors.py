@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from registry.constants import SOURCE_ARCHITECTURE, ArtifactFormat
+from registry.constants import ArtifactFormat
 from registry.models import (
     Artifact,
     Instance,
@@ -206,6 +206,9 @@ def search_artifacts(instance: Instance, term: str) -> dict[str, dict[str, dict[
             "derivative__distribution__format__name",
             "derivative__distribution__name",
             "derivative__name",
+            sources_last(),
+            "name",
+            "architecture",
         )
         .values_list(
             "derivative__distribution__format__name",
@@ -214,14 +217,9 @@ def search_artifacts(instance: Instance, term: str) -> dict[str, dict[str, dict[
             *ARTIFACT_FIELDS,
         )
     )
-    grouped: dict[tuple[str, str, str], list[tuple]] = {}
-    for fmt, dist, deriv, *artifact in rows:
-        grouped.setdefault((fmt, dist, deriv), []).append(tuple(artifact))
     result: dict[str, dict[str, dict[str, list]]] = {}
-    for (fmt, dist, deriv), artifacts in grouped.items():
-        binaries = sorted(
-            (a for a in artifacts if a[0] != SOURCE_ARCHITECTURE), key=lambda a: (a[1], a[0])
+    for fmt, dist, deriv, architecture, name, size, version in rows:
+        result.setdefault(fmt, {}).setdefault(dist, {}).setdefault(deriv, []).append(
+            {"architecture": architecture, "name": name, "size": size, "version": version}
         )
-        sources = sorted((a for a in artifacts if a[0] == SOURCE_ARCHITECTURE), key=lambda a: a[1])
-        result.setdefault(fmt, {}).setdefault(dist, {})[deriv] = _artifact_dicts(binaries + sources)
     return result
