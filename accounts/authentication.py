@@ -1,5 +1,6 @@
 """Bearer token authentication against the instance named in the URL (compat §1.3)."""
 
+from django.contrib.auth import get_user_model
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -38,8 +39,19 @@ class InstanceTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("token is expired") from error
         except TokenError as error:
             raise exceptions.AuthenticationFailed("token is invalid") from error
+        if is_disabled(token.username):
+            raise exceptions.AuthenticationFailed(f"user {token.username} is disabled")
         return Identity(username=token.username), token
 
     def authenticate_header(self, request: Request) -> None:
         # No WWW-Authenticate challenge: refusals are 403 (compat §2.3).
         return None
+
+
+def is_disabled(username: str) -> bool:
+    """Whether a Django account of that name exists and is deactivated.
+
+    Token subjects need no account, but deactivating an account in the admin
+    revokes every token issued for it at once.
+    """
+    return get_user_model().objects.filter(username=username, is_active=False).exists()

@@ -8,6 +8,7 @@ from io import StringIO
 
 import jwt
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.test import APIClient
@@ -227,3 +228,15 @@ def test_import_key_unknown_instance(default_instance, tmp_path):
     key_file.write_text(secrets.token_hex(32), encoding="ascii")
     with pytest.raises(CommandError, match="instance nope not found"):
         run_tokens("import-key", "--instance", "nope", str(key_file))
+
+
+def test_tokens_of_a_deactivated_account_are_refused(default_instance, client_for):
+    user = User.objects.create_user("alice")
+    client = client_for(default_instance, "alice")
+    first = client.get("/default/queue.json")
+    assert first.status_code == 200, first.content
+    user.is_active = False
+    user.save()
+    response = client.get("/default/queue.json")
+    assert response.status_code == 403
+    assert response.json() == {"error": "user alice is disabled"}
