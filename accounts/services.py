@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from registry.models import Instance
+from registry.models import Instance, new_token_key
 
 
 def import_token_key(*, instance: Instance, path: Path) -> None:
@@ -17,4 +17,10 @@ def import_token_key(*, instance: Instance, path: Path) -> None:
     if len(key) < 32:
         raise ValueError(f"key file {path} holds {len(key)} characters; at least 32 are required")
     instance.token_key = key
+    instance.save(update_fields=["token_key", "updated_at"])
+
+
+def rotate_token_key(*, instance: Instance) -> None:
+    """Replace the instance key with a new random one, revoking every token issued so far."""
+    instance.token_key = new_token_key()
     instance.save(update_fields=["token_key", "updated_at"])

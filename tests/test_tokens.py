@@ -240,3 +240,16 @@ def test_tokens_of_a_deactivated_account_are_refused(default_instance, client_fo
     response = client.get("/default/queue.json")
     assert response.status_code == 403
     assert response.json() == {"error": "user alice is disabled"}
+
+
+def test_rotate_key_revokes_every_token(default_instance, client_for):
+    old_client = client_for(default_instance, "alice")
+    assert old_client.get("/default/queue.json").status_code == 200
+    out = StringIO()
+    call_command("tokens", "rotate-key", "--instance", "default", stdout=out)
+    assert "replaced" in out.getvalue()
+    default_instance.refresh_from_db()
+    response = old_client.get("/default/queue.json")
+    assert response.status_code == 403
+    assert response.json() == {"error": "token is invalid"}
+    assert client_for(default_instance, "alice").get("/default/queue.json").status_code == 200

@@ -1,10 +1,10 @@
-"""`manage.py tokens generate --instance I --user U [--duration DAYS]` and `tokens import-key`."""
+"""`manage.py tokens generate|import-key|rotate-key`: API tokens and instance token keys."""
 
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.services import import_token_key
+from accounts.services import import_token_key, rotate_token_key
 from accounts.tokens import generate_token
 from registry.selectors import get_instance
 
@@ -26,6 +26,10 @@ class Command(BaseCommand):
         )
         import_key.add_argument("--instance", required=True)
         import_key.add_argument("path", type=Path, metavar="KEYFILE")
+        rotate = subcommands.add_parser(
+            "rotate-key", help="Give the instance a new key: every token issued so far is refused."
+        )
+        rotate.add_argument("--instance", required=True)
 
     def handle(self, *args, subcommand: str, instance: str, **options) -> None:
         found = get_instance(instance)
@@ -40,6 +44,9 @@ class Command(BaseCommand):
             self.stdout.write(
                 generate_token(instance=found, username=user, duration_days=options["duration"])
             )
+        elif subcommand == "rotate-key":
+            rotate_token_key(instance=found)
+            self.stdout.write(f"token key of instance {found.id} replaced")
         else:
             try:
                 import_token_key(instance=found, path=options["path"])
