@@ -17,7 +17,6 @@ from registry.constants import MAIN_DERIVATIVE, ArtifactFormat
 from registry.pipelines import DerivativeSpec, Pipelines, UnknownDerivative
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 # Column sizes of the models the file is stored in: longer values are file errors, not crashes.
 MAX_ID = 64
 MAX_NAME = 64
@@ -97,12 +96,8 @@ def parse_instance_file(path: Path) -> InstanceData:
     gpg_email = _text(gpg, "email", fail, prefix="gpg.", max_length=254)
     try:
         validate_email(gpg_email)
-    except ValidationError:
-        valid_email = False
-    else:
-        valid_email = True
-    if not EMAIL_RE.match(gpg_email) or not valid_email:
-        raise fail("gpg.email", f"{gpg_email!r} is not an email address")
+    except ValidationError as error:
+        raise fail("gpg.email", f"{gpg_email!r} is not an email address") from error
 
     architectures = document.get("architectures") or []
     if not isinstance(architectures, list):
