@@ -217,9 +217,10 @@ def search_artifacts(instance: Instance, term: str) -> dict[str, dict[str, dict[
             *ARTIFACT_FIELDS,
         )
     )
+    grouped: dict[tuple[str, str, str], list[tuple]] = {}
+    for fmt, dist, deriv, *artifact in rows:
+        grouped.setdefault((fmt, dist, deriv), []).append(artifact)
     result: dict[str, dict[str, dict[str, list]]] = {}
-    for fmt, dist, deriv, architecture, name, size, version in rows:
-        result.setdefault(fmt, {}).setdefault(dist, {}).setdefault(deriv, []).append(
-            {"architecture": architecture, "name": name, "size": size, "version": version}
-        )
+    for (fmt, dist, deriv), artifacts in grouped.items():
+        result.setdefault(fmt, {}).setdefault(dist, {})[deriv] = _artifact_dicts(artifacts)
     return result
