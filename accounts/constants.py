@@ -12,6 +12,8 @@ class Action(models.TextChoices):
     VIEW_TASK = "view-task"
     VIEW_KEYRING = "view-keyring"
     BUILD = "build"
+    # Ours: upstream has no cancellation.
+    CANCEL_TASK = "cancel-task"
     # Upstream D-Bus/polkit actions, accepted in policies for compatibility.
     EDIT_REGISTRY_AS = "edit-registry-as"
     BUILD_AS = "build-as"

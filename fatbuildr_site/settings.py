@@ -10,6 +10,7 @@ import platform
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -193,3 +194,50 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Periodic jobs go to their own queue, served by a worker that never runs builds,
+# so that recovery still happens while every build worker is busy.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("FATBUILDR_TASK_QUEUE", "fatbuildr")
+FATBUILDR_MAINTENANCE_QUEUE = os.environ.get(
+    "FATBUILDR_MAINTENANCE_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-maintenance"
+)
+CELERY_TASK_ROUTES = {
+    "fatbuildr.maintain_tasks": {"queue": FATBUILDR_MAINTENANCE_QUEUE},
+    "fatbuildr.purge_histories": {"queue": FATBUILDR_MAINTENANCE_QUEUE},
+}
+
+# --- Task engine -----------------------------------------------------------
+
+# Running tasks write a heartbeat this often; the reaper fails a running task
+# whose heartbeat is older than the timeout ("worker lost").
+FATBUILDR_TASK_HEARTBEAT_INTERVAL = float(os.environ.get("FATBUILDR_TASK_HEARTBEAT_INTERVAL", "5"))
+FATBUILDR_TASK_HEARTBEAT_TIMEOUT = float(os.environ.get("FATBUILDR_TASK_HEARTBEAT_TIMEOUT", "60"))
+# How often beat runs the reaper and the reconciler, and how long a pending
+# task waits for its message before the reconciler sends it again.
+FATBUILDR_TASK_REAPER_INTERVAL = float(os.environ.get("FATBUILDR_TASK_REAPER_INTERVAL", "30"))
+FATBUILDR_TASK_REDISPATCH_AFTER = float(os.environ.get("FATBUILDR_TASK_REDISPATCH_AFTER", "60"))
+# Default limit of one command run by a task (seconds).
+FATBUILDR_TASK_COMMAND_TIMEOUT = float(os.environ.get("FATBUILDR_TASK_COMMAND_TIMEOUT", "10800"))
+# History purge policy (compat §6.4): older:<n><h|d|m|y>, last:<n>, each:<n>, size:<n><MB|GB|..>.
+FATBUILDR_TASKS_PURGE = os.environ.get("FATBUILDR_TASKS_PURGE", "last:100")
+# Hour (UTC) of the daily purge run by beat.
+FATBUILDR_TASKS_PURGE_HOUR = int(os.environ.get("FATBUILDR_TASKS_PURGE_HOUR", "3"))
+
+# --- Keyrings (compat §9) --------------------------------------------------
+
+FATBUILDR_KEYRING_KEY_TYPE = os.environ.get("FATBUILDR_KEYRING_KEY_TYPE", "rsa")
+FATBUILDR_KEYRING_KEY_SIZE = int(os.environ.get("FATBUILDR_KEYRING_KEY_SIZE", "4096"))
+# Expiry of new keys: "no" (never) or <n>[d|w|m|y].
+FATBUILDR_KEYRING_EXPIRES = os.environ.get("FATBUILDR_KEYRING_EXPIRES", "no")
+
+CELERY_BEAT_SCHEDULE = {
+    "maintain-tasks": {
+        "task": "fatbuildr.maintain_tasks",
+        "schedule": FATBUILDR_TASK_REAPER_INTERVAL,
+        # A backlog of these is useless: the next run does the same work.
+        "options": {"expires": FATBUILDR_TASK_REAPER_INTERVAL},
+    },
+    "purge-histories": {
+        "task": "fatbuildr.purge_histories",
+        "schedule": crontab(minute=0, hour=FATBUILDR_TASKS_PURGE_HOUR),
+    },
+}

@@ -1,4 +1,6 @@
-"""Admin for maintainers: instances and pipelines (editable), the registry index (read-only)."""
+"""Admin for maintainers: instances and pipelines (editable), the registry index and keyrings
+(read-only).
+"""
 
 from django.contrib import admin
 from django.http import HttpRequest
@@ -86,3 +88,10 @@ class ArtifactAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("name",)
     show_full_result_count = False
     inlines = [ChangelogEntryInline, ContentEntryInline]
+
+
+@admin.register(models.Keyring)
+class KeyringAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Keyrings change only through the keyring tasks; the secret side never leaves gpg."""
+
+    list_display = ("instance", "fingerprint", "algorithm", "created", "expires", "updated")

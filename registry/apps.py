@@ -6,3 +6,7 @@ class RegistryConfig(AppConfig):
 
     name = "registry"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Task handlers register themselves with the engine when imported.
+        import registry.handlers  # noqa: F401

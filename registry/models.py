@@ -304,3 +304,33 @@ class ContentEntry(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+class Keyring(models.Model):
+    """The public side of an instance GPG keyring, copied from gpg whenever it changes.
+
+    The web hosts serve keyring.asc from this row without spawning gpg. The
+    secret keys and their passphrase stay in the keyring home on the data root:
+    they never reach the database.
+    """
+
+    instance = models.OneToOneField(
+        Instance, on_delete=models.CASCADE, primary_key=True, related_name="keyring"
+    )
+    fingerprint = models.CharField(max_length=64, help_text="Master key fingerprint.")
+    subkey_fingerprint = models.CharField(
+        max_length=64, help_text="Fingerprint of the subkey that signs the registries."
+    )
+    algorithm = models.CharField(max_length=32, help_text="Master key algorithm, e.g. rsa4096.")
+    public_key = models.TextField(help_text="ASCII-armored public key, with its subkey.")
+    created = models.DateTimeField(help_text="Creation of the master key.")
+    expires = models.DateTimeField(
+        null=True, blank=True, help_text="Expiry of the master key; empty: never."
+    )
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["instance_id"]
+
+    def __str__(self) -> str:
+        return f"{self.instance_id}: {self.fingerprint}"

@@ -6,3 +6,7 @@ class TasksConfig(AppConfig):
 
     name = "tasks"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Task handlers register themselves with the engine when imported.
+        import tasks.handlers  # noqa: F401

@@ -6,6 +6,16 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models import Func, Value
+
+# Global FIFO order of submissions, given by PostgreSQL at insert time so that
+# web processes on several hosts agree on it whatever their clocks say.
+QUEUE_SEQUENCE = "tasks_task_queue_order_seq"
+
+
+class NextVal(Func):
+    function = "nextval"
+    output_field = models.BigIntegerField()
 
 
 class TaskName(models.TextChoices):
@@ -56,6 +66,18 @@ class Task(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     place = models.CharField(max_length=4096, blank=True, help_text="Task workspace.")
+    queue_order = models.BigIntegerField(
+        db_default=NextVal(Value(QUEUE_SEQUENCE)), unique=True, editable=False
+    )
+
+    # Engine bookkeeping (never on the wire).
+    worker = models.CharField(max_length=255, blank=True, default="", help_text="host:pid")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    process_group = models.IntegerField(null=True, blank=True, help_text="Of the running command.")
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatch_count = models.PositiveIntegerField(default=0)
+    cancel_requested_by = models.CharField(max_length=255, blank=True, default="")
+    error = models.TextField(blank=True, default="", help_text="Why the task failed.")
 
     # Build, deletion and image fields.
     format = models.CharField(max_length=8, blank=True, default="")
@@ -81,9 +103,14 @@ class Task(models.Model):
     command = ArrayField(models.TextField(), default=list, blank=True)
 
     class Meta:
-        ordering = ["submission"]
+        ordering = ["queue_order"]
         indexes = [
-            models.Index(fields=["instance", "state", "submission"], name="task_queue"),
+            models.Index(fields=["instance", "state", "queue_order"], name="task_queue"),
+            models.Index(
+                fields=["heartbeat_at"],
+                name="task_running_heartbeat",
+                condition=models.Q(state="running"),
+            ),
             models.Index(fields=["instance", "name", "result"], name="task_history_filter"),
         ]
 
@@ -102,6 +129,29 @@ class Task(models.Model):
     @property
     def console_path(self) -> Path:
         return Path(self.place) / "console.sock"
+
+
+class TaskLock(models.Model):
+    """A resource a task holds while it runs, declared at submission.
+
+    An exclusive lock conflicts with every other lock on the resource, a
+    shared one only with exclusive ones. A task runs once no task submitted
+    before it still holds or waits for a conflicting lock: FIFO per resource,
+    parallel across resources.
+    """
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="locks")
+    resource = models.CharField(max_length=512)
+    exclusive = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "resource"], name="task_lock_unique")
+        ]
+        indexes = [models.Index(fields=["resource"], name="task_lock_resource")]
+
+    def __str__(self) -> str:
+        return f"{'exclusive' if self.exclusive else 'shared'} {self.resource}"
 
 
 def workspace_path(instance_id: str, task_id: uuid.UUID) -> Path:

@@ -12,7 +12,7 @@ def running_task(instance: Instance) -> Task | None:
     """The oldest running task of the instance, or None when idle."""
     return (
         Task.objects.filter(instance=instance, state=TaskState.RUNNING)
-        .order_by("started_at", "submission")
+        .order_by("started_at", "queue_order")
         .first()
     )
 
@@ -20,7 +20,7 @@ def running_task(instance: Instance) -> Task | None:
 def pending_tasks(instance: Instance) -> list[Task]:
     """Pending tasks in submission (FIFO) order."""
     return list(
-        Task.objects.filter(instance=instance, state=TaskState.PENDING).order_by("submission", "id")
+        Task.objects.filter(instance=instance, state=TaskState.PENDING).order_by("queue_order")
     )
 
 

@@ -52,7 +52,7 @@ def task_to_wire(task: Task) -> dict[str, Any]:
             "journal": {"path": str(task.journal_path)},
         },
     }
-    for field in TYPE_FIELDS[task.name]:
+    for field in TYPE_FIELDS.get(task.name, ()):
         data[field] = _type_field(task, field)
     return data
 

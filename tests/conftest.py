@@ -1,6 +1,6 @@
 """Shared fixtures: instances, clients (anonymous, with a token, with a role), URL modes."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ from accounts.models import Role
 from accounts.tokens import generate_token
 from registry.models import Instance
 from registry.services import load_instance_file
+from tests.workers import Worker, purge_test_queues
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,3 +81,21 @@ def mono_mode(settings, default_instance):
 def multi_mode(settings):
     settings.FATBUILDR_INSTANCE = None
     settings.ROOT_URLCONF = "tests.urls_multi"
+
+
+@pytest.fixture
+def start_worker(transactional_db, tmp_path) -> Iterator[Callable[..., Worker]]:
+    """Start real Celery workers on this run's queues: start_worker(concurrency=2, beat=True).
+    They are SIGKILLed at the end of the test, and the queues emptied."""
+    workers: list[Worker] = []
+
+    def start(**options) -> Worker:
+        worker = Worker(tmp_path, **options)
+        workers.append(worker)
+        return worker
+
+    purge_test_queues()
+    yield start
+    for worker in workers:
+        worker.stop()
+    purge_test_queues()

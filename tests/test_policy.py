@@ -37,7 +37,7 @@ def policy_error(tmp_path: Path, text: str) -> str:
 # --- Parsing -------------------------------------------------------------------------------
 
 
-def test_vendor_policy_parses_to_the_upstream_roles():
+def test_vendor_policy_parses_to_the_upstream_roles_plus_cancellation():
     policy = parse_policy(VENDOR_POLICY)
     assert policy.path == VENDOR_POLICY
     assert policy.roles == {
@@ -51,7 +51,7 @@ def test_vendor_policy_parses_to_the_upstream_roles():
             name="users",
             users=frozenset(),
             groups=frozenset({"fatbuildr"}),
-            actions=frozenset({"build", "edit-registry"}),
+            actions=frozenset({"build", "edit-registry", "cancel-task"}),
         ),
     }
     assert policy.anonymous_actions == VIEW_ACTIONS

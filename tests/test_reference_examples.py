@@ -639,8 +639,8 @@ def test_running_is_null_when_idle(anonymous_client, instance):
 
 
 def test_queue_example(anonymous_client, instance):
-    # Created in reverse order: both share one submission time, as in the example.
-    for example in reversed(QUEUE_EXAMPLE):
+    # Both share one submission time, as in the example: the queue follows submission order.
+    for example in QUEUE_EXAMPLE:
         _task_from_example(instance, example)
     _task_from_example(instance, RUNNING_EXAMPLE)  # running tasks are not queued
     TaskFactory(instance=instance, state=TaskState.FINISHED, result=TaskResult.FAILED)

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from accounts.constants import Action
 from fatbuildr_site.api import InstanceAPIView
-from registry import selectors
+from registry import keyrings, selectors
 from registry.pipelines import UnknownDerivative
 
 
@@ -155,6 +155,19 @@ class KeyringView(InstanceAPIView):
 
     permission_action = Action.VIEW_KEYRING
 
-    def get(self, request: Request, **kwargs) -> Response:
-        # Keyrings are created by the keyring tasks; until one exists there is nothing to serve.
-        raise exceptions.NotFound("No keyring available on this instance")
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+        # The key is plain text whatever the client accepts (`Accept: application/pgp-keys`
+        # must not end in 406, upstream ignores the header); errors still render as JSON.
+        renderer = self.get_renderers()[0]
+        return renderer, renderer.media_type
+
+    def get(self, request: Request, **kwargs) -> HttpResponse:
+        # Read from the database copy: the web hosts never run gpg. A plain
+        # HttpResponse keeps the JSON renderer out of the way.
+        public_key = keyrings.armored_public_key(self.instance)
+        if public_key is None:
+            raise exceptions.NotFound("No keyring available on this instance")
+        response = HttpResponse(public_key, content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = "attachment; filename=keyring.asc"
+        response["Cache-Control"] = "no-cache"
+        return response

@@ -1,13 +1,13 @@
 """Task endpoints (reference: Tasks)."""
 
 from django.http import StreamingHttpResponse
-from rest_framework import exceptions
+from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.constants import Action
 from fatbuildr_site.api import InstanceAPIView
-from tasks import selectors
+from tasks import engine, selectors
 from tasks.journal import follow_journal
 from tasks.models import Task, TaskState
 from tasks.wire import task_to_wire
@@ -66,3 +66,29 @@ class WatchJournalView(SingleTaskView):
         response["X-Accel-Buffering"] = "no"
         response["Cache-Control"] = "no-cache"
         return response
+
+
+class TaskConflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class CancelTaskView(SingleTaskView):
+    """`POST /{instance}/tasks/{task}/cancel`: cancel a pending or running task (ours).
+
+    A pending task is canceled at once (200, finished); a running one is
+    killed by its worker within a second (202, still running).
+    """
+
+    permission_action = Action.CANCEL_TASK
+
+    def post(self, request: Request, *, task_id: str, **kwargs) -> Response:
+        task = self.get_task(task_id)
+        try:
+            task = engine.cancel_task(task, by=request.user.username or "anonymous")
+        except engine.TaskNotCancellable as error:
+            raise TaskConflict(str(error)) from error
+        accepted = task.state == TaskState.RUNNING
+        return Response(
+            task_to_wire(task), status=status.HTTP_202_ACCEPTED if accepted else status.HTTP_200_OK
+        )

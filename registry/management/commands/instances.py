@@ -1,5 +1,9 @@
-"""`python manage.py instances load FILE...` and `instances list`."""
+"""`python manage.py instances load FILE...` and `instances list`.
 
+Loading an instance that has no keyring queues its `keyring creation` task.
+"""
+
+import getpass
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -7,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from registry.instance_files import InstanceFileError
 from registry.selectors import list_instances
 from registry.services import load_instance_file
+from tasks.engine import queue_keyring_creation
 
 
 class Command(BaseCommand):
@@ -37,5 +42,9 @@ class Command(BaseCommand):
                 self.stderr.write(self.style.ERROR(str(error)))
                 continue
             self.stdout.write(f"instance {instance.id}: {outcome} from {path}")
+            for task in queue_keyring_creation([instance], user=getpass.getuser()):
+                self.stdout.write(
+                    f"instance {instance.id}: keyring creation queued (task {task.pk})"
+                )
         if failures:
             raise CommandError(f"{len(failures)} instance file(s) could not be loaded")

@@ -1,0 +1,402 @@
+"""The task engine: submission, scheduling, execution, cancellation, recovery.
+
+The Task row is the truth. A Celery message carries only a task id and is a
+hint to "look at this task now": it is sent when the submission commits, sent
+again when a blocking task ends, and re-sent by the reconciler when it may
+have been lost. Every state change is a guarded update, so a duplicate or a
+late message is a no-op, and a task runs at most once.
+
+Scheduling: a task declares resource locks at submission. A worker starts it
+only once no task queued before it (in `queue_order`) still holds or waits
+for a conflicting lock; otherwise the message is dropped and the task is
+dispatched again when its blocker finishes. That gives FIFO order per
+resource and parallelism across resources, with no lock held while waiting.
+"""
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from registry.models import Instance
+from tasks.models import Task, TaskLock, TaskName, TaskResult, TaskState
+from tasks.runner import CommandError, CommandRunner, JournalWriter, kill_process_group
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_STATES = (TaskState.PENDING, TaskState.RUNNING)
+WORKER_LOST = "worker lost"
+# How often a running task looks for a cancellation request.
+CANCEL_POLL_INTERVAL = 0.5
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A resource a task holds for its whole run, e.g. `keyring:default`."""
+
+    resource: str
+    exclusive: bool = True
+
+
+class TaskFailure(Exception):
+    """A handler's clean failure: its message is the reason shown in the journal."""
+
+
+class TaskNotCancellable(Exception):
+    """The task is already finished."""
+
+
+Handler = Callable[["TaskContext"], None]
+_handlers: dict[str, Handler] = {}
+
+
+def handler(name: str) -> Callable[[Handler], Handler]:
+    """Register the function that runs tasks named *name* (modules register at import)."""
+
+    def register(function: Handler) -> Handler:
+        _handlers[name] = function
+        return function
+
+    return register
+
+
+def worker_id() -> str:
+    """This process, as recorded on the tasks it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- Submission and cancellation -------------------------------------------
+
+
+def submit(
+    instance: Instance, name: str, *, user: str, locks: Sequence[Lock] = (), **fields
+) -> Task:
+    """Queue a task; its message is sent once the surrounding transaction commits."""
+    with transaction.atomic():
+        task = Task.objects.create(
+            instance=instance,
+            name=name,
+            user=user,
+            dispatched_at=timezone.now(),
+            dispatch_count=1,
+            **fields,
+        )
+        TaskLock.objects.bulk_create(
+            TaskLock(task=task, resource=lock.resource, exclusive=lock.exclusive) for lock in locks
+        )
+        transaction.on_commit(lambda: send(task.pk))
+    return task
+
+
+def send(task_id: object) -> None:
+    """Send the Celery message of a task. A broker outage is not the submitter's
+    failure: the row is committed and the reconciler sends it again later."""
+    from tasks.tasks import run_task
+
+    try:
+        run_task.apply_async(args=[str(task_id)], retry=False)
+    except Exception:
+        logger.warning("task %s: not sent, the reconciler will retry", task_id, exc_info=True)
+
+
+def cancel_task(task: Task, *, by: str) -> Task:
+    """Cancel a pending task at once, or ask the worker of a running one to kill it."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task.pk)
+        if task.state == TaskState.FINISHED:
+            raise TaskNotCancellable(f"task {task.pk} is already finished")
+        task.cancel_requested_by = by
+        if task.state == TaskState.RUNNING:
+            task.save(update_fields=["cancel_requested_by"])
+            return task
+        reason = f"canceled by {by}"
+        task.state, task.result = TaskState.FINISHED, TaskResult.CANCELED
+        task.finished_at, task.error = timezone.now(), reason
+        task.save(update_fields=["cancel_requested_by", "state", "result", "finished_at", "error"])
+        # A watcher of a finished task replays its journal: give it one that says why.
+        with JournalWriter(task.journal_path) as journal:
+            journal.log(f"Task canceled by {by} before it started", logging.WARNING)
+            journal.end(False, reason, task_id=str(task.pk))
+        transaction.on_commit(lambda: dispatch_successors(task))
+    return task
+
+
+# --- Scheduling ------------------------------------------------------------
+
+
+def is_blocked(task: Task) -> bool:
+    """Whether a task queued before *task* holds or waits for a conflicting lock."""
+    conflicts = Q()
+    for resource, exclusive in task.locks.values_list("resource", "exclusive"):
+        conflicts |= Q(resource=resource) if exclusive else Q(resource=resource, exclusive=True)
+    if not conflicts:
+        return False
+    return (
+        TaskLock.objects.filter(conflicts)
+        .filter(task__state__in=ACTIVE_STATES, task__queue_order__lt=task.queue_order)
+        .exists()
+    )
+
+
+def dispatch(task: Task) -> None:
+    Task.objects.filter(pk=task.pk, state=TaskState.PENDING).update(
+        dispatched_at=timezone.now(), dispatch_count=task.dispatch_count + 1
+    )
+    send(task.pk)
+
+
+def dispatch_successors(task: Task) -> None:
+    """Send the pending tasks that waited for a resource of *task* and may now run."""
+    resources = list(task.locks.values_list("resource", flat=True))
+    if not resources:
+        return
+    waiting = (
+        Task.objects.filter(state=TaskState.PENDING, locks__resource__in=resources)
+        .distinct()
+        .order_by("queue_order")
+    )
+    for candidate in waiting:
+        if not is_blocked(candidate):
+            dispatch(candidate)
+
+
+def claim(task_id: str) -> Task | None:
+    """Move a pending, unblocked task to running for this process; None when it is not ours
+    to run (unknown, already started or finished, or waiting for a resource)."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(pk=task_id).first()
+        if task is None or task.state != TaskState.PENDING or is_blocked(task):
+            return None
+        now = timezone.now()
+        task.state, task.started_at, task.heartbeat_at = TaskState.RUNNING, now, now
+        task.worker = worker_id()
+        task.save(update_fields=["state", "started_at", "heartbeat_at", "worker"])
+    return task
+
+
+# --- Execution -------------------------------------------------------------
+
+
+class TaskContext:
+    """What a handler gets: its task, workspace, journal and command runner."""
+
+    def __init__(self, task: Task, journal: JournalWriter, runner: CommandRunner, monitor):
+        self.task = task
+        self.instance = task.instance
+        self.workspace = Path(task.place)
+        self.journal = journal
+        self._runner = runner
+        self._monitor = monitor
+
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        self.check_interrupted()
+        self.journal.log(message, level)
+
+    def run(self, cmd: Sequence[str], **kwargs) -> None:
+        """Run a command (see CommandRunner.run), its output in the journal."""
+        self.check_interrupted()
+        self._runner.run(cmd, **kwargs)
+
+    def check_interrupted(self) -> None:
+        reason = self._monitor.interruption()
+        if reason:
+            raise TaskFailure(reason)
+
+
+class TaskMonitor(threading.Thread):
+    """Beside a running task: writes its heartbeat, watches for cancellation and for the
+    loss of its lease (the reaper gave up on us)."""
+
+    def __init__(self, task: Task) -> None:
+        super().__init__(name=f"task-monitor-{task.pk}", daemon=True)
+        self.task_id = task.pk
+        self.worker = task.worker
+        self.canceled_by = ""
+        self.lease_lost = False
+        self._stop_event = threading.Event()
+
+    def interruption(self) -> str | None:
+        if self.canceled_by:
+            return f"canceled by {self.canceled_by}"
+        if self.lease_lost:
+            return WORKER_LOST
+        return None
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def run(self) -> None:
+        interval = settings.FATBUILDR_TASK_HEARTBEAT_INTERVAL
+        last_beat = timezone.now()
+        mine = Task.objects.filter(pk=self.task_id, state=TaskState.RUNNING, worker=self.worker)
+        try:
+            while not self._stop_event.wait(CANCEL_POLL_INTERVAL):
+                now = timezone.now()
+                if (now - last_beat).total_seconds() >= interval:
+                    if not mine.update(heartbeat_at=now):
+                        self.lease_lost = True
+                        return
+                    last_beat = now
+                canceled_by = mine.values_list("cancel_requested_by", flat=True).first()
+                if canceled_by is None:
+                    self.lease_lost = True
+                    return
+                # Heartbeats go on after a cancellation: the handler may need a moment.
+                self.canceled_by = canceled_by
+        except Exception:
+            logger.exception("task %s: monitor failed", self.task_id)
+        finally:
+            connection.close()
+
+
+def execute(task_id: str) -> bool:
+    """Run a task if it is ours to run; True when this call ran it."""
+    close_old_connections()
+    task = claim(task_id)
+    if task is None:
+        return False
+    Path(task.place).mkdir(parents=True, exist_ok=True)
+    journal = JournalWriter(task.journal_path)
+    monitor = TaskMonitor(task)
+    runner = CommandRunner(
+        journal,
+        interrupted=monitor.interruption,
+        on_start=lambda pgid: _record_process_group(task, pgid),
+        default_timeout=settings.FATBUILDR_TASK_COMMAND_TIMEOUT,
+    )
+    context = TaskContext(task, journal, runner, monitor)
+    monitor.start()
+    reason = ""
+    try:
+        journal.log(f"Starting task {task.name} {task.pk} on {task.worker}")
+        run = _handlers.get(task.name)
+        if run is None:
+            raise TaskFailure(f"no handler for tasks named {task.name!r}")
+        run(context)
+        context.check_interrupted()
+    except (TaskFailure, CommandError) as error:
+        reason = str(error)
+    except Exception as error:
+        logger.exception("task %s failed", task.pk)
+        reason = f"internal error: {error.__class__.__name__}: {error}"
+    finally:
+        monitor.stop()
+    if monitor.canceled_by:
+        result, reason = TaskResult.CANCELED, f"canceled by {monitor.canceled_by}"
+    else:
+        result = TaskResult.FAILED if reason else TaskResult.SUCCESS
+    if not monitor.lease_lost:
+        _finish(task, result, reason, journal)
+    journal.close()
+    dispatch_successors(task)
+    return True
+
+
+def _record_process_group(task: Task, pgid: int | None) -> None:
+    """Before the command runs on: a reaper on this host kills it if this worker dies."""
+    Task.objects.filter(pk=task.pk, worker=task.worker).update(process_group=pgid)
+
+
+def _finish(task: Task, result: str, reason: str, journal: JournalWriter) -> None:
+    with transaction.atomic():
+        finished = Task.objects.filter(
+            pk=task.pk, state=TaskState.RUNNING, worker=task.worker
+        ).update(
+            state=TaskState.FINISHED,
+            result=result,
+            error=reason,
+            finished_at=timezone.now(),
+            process_group=None,
+        )
+        if finished:  # Otherwise the reaper ended it and wrote the end frames.
+            journal.end(result == TaskResult.SUCCESS, reason, task_id=str(task.pk))
+
+
+# --- Recovery (run periodically by beat) -----------------------------------
+
+
+def reap_lost_tasks() -> list[Task]:
+    """Fail running tasks whose worker stopped writing heartbeats ("worker lost")."""
+    deadline = timezone.now() - timedelta(seconds=settings.FATBUILDR_TASK_HEARTBEAT_TIMEOUT)
+    reaped = []
+    stale = Task.objects.filter(state=TaskState.RUNNING, heartbeat_at__lt=deadline)
+    for task in stale.order_by("queue_order"):
+        with transaction.atomic():
+            result = TaskResult.CANCELED if task.cancel_requested_by else TaskResult.FAILED
+            if not stale.filter(pk=task.pk).update(
+                state=TaskState.FINISHED,
+                result=result,
+                error=WORKER_LOST,
+                finished_at=timezone.now(),
+                process_group=None,
+            ):
+                continue
+            with JournalWriter(task.journal_path) as journal:
+                journal.end(False, WORKER_LOST, task_id=str(task.pk))
+        _kill_orphans(task)
+        logger.warning("task %s: worker %s lost", task.pk, task.worker)
+        reaped.append(task)
+        dispatch_successors(task)
+    return reaped
+
+
+def _kill_orphans(task: Task) -> None:
+    """Commands run in their own process group and outlive a killed worker: when the worker
+    ran on this host, kill what is left of the command it was running."""
+    host = task.worker.rpartition(":")[0]
+    if task.process_group and host == socket.gethostname():
+        kill_process_group(task.process_group)
+
+
+def redispatch_pending() -> list[Task]:
+    """Send again the messages of pending tasks that should have started by now.
+
+    A message can be lost (broker restart or flush); duplicates are harmless,
+    so the reconciler errs on the side of sending, with a backoff per task so
+    that a long queue behind busy workers does not fill the broker.
+    """
+    now = timezone.now()
+    after = settings.FATBUILDR_TASK_REDISPATCH_AFTER
+    sent = []
+    overdue = Task.objects.filter(
+        state=TaskState.PENDING, dispatched_at__lt=now - timedelta(seconds=after)
+    ).order_by("queue_order")
+    for task in overdue[:1000]:
+        backoff = after * 2 ** min(max(task.dispatch_count - 1, 0), 4)
+        if task.dispatched_at > now - timedelta(seconds=backoff) or is_blocked(task):
+            continue
+        dispatch(task)
+        sent.append(task)
+    return sent
+
+
+def queue_keyring_creation(instances: Iterable[Instance], *, user: str) -> list[Task]:
+    """Queue a keyring creation for each instance without a keyring or one on the way."""
+    queued = []
+    for instance in instances:
+        has_one = (
+            hasattr(instance, "keyring")
+            or instance.tasks.filter(
+                name=TaskName.KEYRING_CREATION, state__in=ACTIVE_STATES
+            ).exists()
+        )
+        if not has_one:
+            queued.append(
+                submit(
+                    instance,
+                    TaskName.KEYRING_CREATION,
+                    user=user,
+                    locks=[Lock(f"keyring:{instance.pk}")],
+                )
+            )
+    return queued

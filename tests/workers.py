@@ -1,0 +1,123 @@
+"""Real Celery workers for the end-to-end tests, and helpers to wait on tasks.
+
+Workers run `celery -A fatbuildr_site worker` with the test settings against
+the test database, in their own session so that a test can SIGKILL the
+whole worker (main process and pool children) at once.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+from tasks.journal import read_frames
+from tasks.models import Task, TaskState
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CELERY = Path(sys.executable).parent / "celery"
+
+
+def test_database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+class Worker:
+    """One `celery worker` process group."""
+
+    def __init__(self, log_dir: Path, *, concurrency: int = 1, beat: bool = False) -> None:
+        self.name = f"tests-{uuid.uuid4().hex[:8]}"
+        self.log_path = log_dir / f"{self.name}.log"
+        queues = [settings.CELERY_TASK_DEFAULT_QUEUE]
+        cmd = [str(CELERY), "-A", "fatbuildr_site", "worker", "--loglevel", "INFO"]
+        cmd += ["--concurrency", str(concurrency), "--hostname", f"{self.name}@%h"]
+        cmd += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        if beat:
+            queues.append(settings.FATBUILDR_MAINTENANCE_QUEUE)
+            cmd += ["--beat", "--schedule", str(log_dir / f"{self.name}.schedule")]
+        cmd += ["--queues", ",".join(queues)]
+        env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
+        env["DATABASE_URL"] = test_database_url()
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while b" ready." not in self.log_path.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"worker did not start:\n{self.log_path.read_text()}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker, as a crash or the OOM killer would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def purge_test_queues() -> None:
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete(settings.CELERY_TASK_DEFAULT_QUEUE, settings.FATBUILDR_MAINTENANCE_QUEUE)
+
+
+def wait_for(
+    predicate: Callable[[], object], *, timeout: float = 30, message: str = "condition"
+) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(0.05)
+
+
+def wait_finished(task: Task, *, timeout: float = 30) -> Task:
+    wait_for(
+        lambda: Task.objects.filter(pk=task.pk, state=TaskState.FINISHED).exists(),
+        timeout=timeout,
+        message=f"task {task.pk} to finish",
+    )
+    return Task.objects.get(pk=task.pk)
+
+
+def wait_running(task: Task, *, timeout: float = 30) -> Task:
+    wait_for(
+        lambda: Task.objects.filter(pk=task.pk).exclude(state=TaskState.PENDING).exists(),
+        timeout=timeout,
+        message=f"task {task.pk} to start",
+    )
+    return Task.objects.get(pk=task.pk)
+
+
+def journal_frames(task: Task) -> list[tuple[int, bytes]]:
+    with open(task.journal_path, "rb") as handle:
+        return [(command, payload) for command, payload, _ in read_frames(handle)]
+
+
+def journal_text(task: Task) -> str:
+    """LOG messages and command output of a journal, as one text."""
+    frames = journal_frames(task)
+    return "".join(payload.decode() + ("\n" if command == 0 else "") for command, payload in frames)
