@@ -6,6 +6,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     FATBUILDR_DATA_DIR=/var/lib/fatbuildr
 
+# gpg makes and uses the instance keyrings.
+RUN apt-get update && apt-get install -y --no-install-recommends gnupg \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
@@ -17,5 +21,5 @@ RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinpu
 
 USER fatbuildr
 EXPOSE 5000
-CMD ["gunicorn", "fatbuildr_site.wsgi:application", "--bind", "0.0.0.0:5000", \
-     "--worker-class", "gthread", "--workers", "2", "--threads", "16", "--access-logfile", "-"]
+ENV FATBUILDR_BIND=0.0.0.0:5000
+CMD ["scripts/serve"]

@@ -6,11 +6,12 @@ The last frame of every finished task is the LOG frame "Task succeeded" or
 "Task failed"; clients stop reading right after it.
 """
 
+import asyncio
 import enum
 import logging
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -68,6 +69,46 @@ def read_frames(handle: BinaryIO) -> Iterator[tuple[int, bytes, bytes]]:
         yield command, payload, header + payload
 
 
+class JournalFollower:
+    """Reads the whole frames added to a journal since the last read.
+
+    The state shared by the synchronous (WSGI) and asynchronous (ASGI)
+    streams below; the file is opened once it exists.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ended = False
+        self._handle: BinaryIO | None = None
+        self._last_sent = time.monotonic()
+
+    def read(self) -> list[bytes]:
+        """New whole frames, up to and including the end frame."""
+        if self._handle is None:
+            if not self.path.exists():
+                return []
+            self._handle = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+        frames = []
+        for command, payload, raw in read_frames(self._handle):
+            frames.append(raw)
+            if is_end_frame(command, payload):
+                self.ended = True
+                break
+        if frames:
+            self._last_sent = time.monotonic()
+        return frames
+
+    def keepalive_due(self, interval: float) -> bool:
+        if time.monotonic() - self._last_sent < interval:
+            return False
+        self._last_sent = time.monotonic()
+        return True
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+
 def follow_journal(
     path: Path,
     *,
@@ -83,36 +124,46 @@ def follow_journal(
     keep-alive frame after each `keepalive_interval` of silence. Once the
     task is finished, what remains in the file is sent and the stream ends.
     """
-    silent_since = time.monotonic()
-    handle: BinaryIO | None = None
+    follower = JournalFollower(path)
     try:
-        while True:
-            if handle is None and path.exists():
-                handle = open(path, "rb")  # noqa: SIM115 - closed in finally
-            sent = False
-            if handle is not None:
-                for command, payload, raw in read_frames(handle):
-                    yield raw
-                    sent = True
-                    if is_end_frame(command, payload):
-                        return
-            if sent:
-                silent_since = time.monotonic()
+        while not follower.ended:
+            frames = follower.read()
+            yield from frames
+            if frames:
                 continue
             if is_finished():
-                # The task ended after our last read: drain what it wrote meanwhile.
-                if handle is None and path.exists():
-                    handle = open(path, "rb")  # noqa: SIM115 - closed in finally
-                if handle is not None:
-                    for command, payload, raw in read_frames(handle):
-                        yield raw
-                        if is_end_frame(command, payload):
-                            return
+                # The task ended after our last read: send what it wrote meanwhile.
+                yield from follower.read()
                 return
-            if time.monotonic() - silent_since >= keepalive_interval:
+            if follower.keepalive_due(keepalive_interval):
                 yield KEEPALIVE_FRAME
-                silent_since = time.monotonic()
             sleep(poll_interval)
     finally:
-        if handle is not None:
-            handle.close()
+        follower.close()
+
+
+async def afollow_journal(
+    path: Path,
+    *,
+    is_finished: Callable[[], Awaitable[bool]],
+    poll_interval: float = 0.1,
+    keepalive_interval: float = 10.0,
+) -> AsyncIterator[bytes]:
+    """`follow_journal` for ASGI servers: a watcher costs a coroutine, not a thread."""
+    follower = JournalFollower(path)
+    try:
+        while not follower.ended:
+            frames = follower.read()
+            for frame in frames:
+                yield frame
+            if frames:
+                continue
+            if await is_finished():
+                for frame in follower.read():
+                    yield frame
+                return
+            if follower.keepalive_due(keepalive_interval):
+                yield KEEPALIVE_FRAME
+            await asyncio.sleep(poll_interval)
+    finally:
+        follower.close()

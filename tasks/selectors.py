@@ -2,7 +2,10 @@
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import sync_to_async
+from django.db import connection
 
 from registry.models import Instance
 from tasks.models import Task, TaskState
@@ -52,6 +55,31 @@ def finished_checker(task: Task, *, min_interval: float) -> Callable[[], bool]:
         if not finished and time.monotonic() - last_check >= min_interval:
             last_check = time.monotonic()
             finished = Task.objects.filter(pk=task.pk, state=TaskState.FINISHED).exists()
+        return finished
+
+    return is_finished
+
+
+@sync_to_async
+def _finished_now(task_id: uuid.UUID) -> bool:
+    try:
+        return Task.objects.filter(pk=task_id, state=TaskState.FINISHED).exists()
+    finally:
+        # A stream lasts as long as its task: it must not hold a pooled connection
+        # between two checks, or a few hundred watchers would exhaust the pool.
+        connection.close()
+
+
+def afinished_checker(task: Task, *, min_interval: float) -> Callable[[], Awaitable[bool]]:
+    """`finished_checker` for asynchronous journal streams."""
+    last_check = 0.0
+    finished = task.state == TaskState.FINISHED
+
+    async def is_finished() -> bool:
+        nonlocal last_check, finished
+        if not finished and time.monotonic() - last_check >= min_interval:
+            last_check = time.monotonic()
+            finished = await _finished_now(task.pk)
         return finished
 
     return is_finished

@@ -1,4 +1,4 @@
-"""Real Celery workers for the end-to-end tests, and helpers to wait on tasks.
+"""Real Celery workers and web servers for the end-to-end tests, and helpers to wait on tasks.
 
 Workers run `celery -A fatbuildr_site worker` with the test settings against
 the test database, in their own session so that a test can SIGKILL the
@@ -8,6 +8,7 @@ whole worker (main process and pool children) at once.
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+import requests
 from django.conf import settings
 from django.db import connection
 
@@ -121,3 +123,45 @@ def journal_text(task: Task) -> str:
     """LOG messages and command output of a journal, as one text."""
     frames = journal_frames(task)
     return "".join(payload.decode() + ("\n" if command == 0 else "") for command, payload in frames)
+
+
+class WebServer:
+    """The production web server (scripts/serve) on a free local port, against the test
+    database and data root."""
+
+    def __init__(self, log_dir: Path, *, workers: int = 1) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_dir / f"web-{port}.log"
+        env = dict(os.environ, DJANGO_SETTINGS_MODULE="fatbuildr_site.settings")
+        env.update(
+            DATABASE_URL=test_database_url(),
+            FATBUILDR_BIND=f"127.0.0.1:{port}",
+            FATBUILDR_WEB_WORKERS=str(workers),
+            FATBUILDR_DATA_DIR=str(settings.FATBUILDR_DATA_DIR),
+        )
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [str(REPO_ROOT / "scripts" / "serve")], cwd=REPO_ROOT, env=env, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        wait_for(self._ready, timeout=30, message=f"web server on port {port}")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"web server exited:\n{self.log_path.read_text()}")
+        try:
+            return requests.get(f"{self.url}/version", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()

@@ -1,5 +1,7 @@
 """Task endpoints (reference: Tasks)."""
 
+from django.core.handlers.asgi import ASGIRequest
+from django.db import connection
 from django.http import StreamingHttpResponse
 from rest_framework import exceptions, status
 from rest_framework.request import Request
@@ -8,7 +10,7 @@ from rest_framework.response import Response
 from accounts.constants import Action
 from fatbuildr_site.api import InstanceAPIView
 from tasks import engine, selectors
-from tasks.journal import follow_journal
+from tasks.journal import afollow_journal, follow_journal
 from tasks.models import Task, TaskState
 from tasks.wire import task_to_wire
 
@@ -59,9 +61,17 @@ class WatchJournalView(SingleTaskView):
         if task.state == TaskState.FINISHED and not selectors.has_journal(task):
             # An empty 200 body crashes fatbuildrctl (compat §2.7).
             raise exceptions.NotFound(f"No journal available for task {task_id}")
-        frames = follow_journal(
-            task.journal_path, is_finished=selectors.finished_checker(task, min_interval=1.0)
-        )
+        if isinstance(request._request, ASGIRequest):
+            # Under ASGI a watcher holds a coroutine, not one of the threads that
+            # serve the rest of the API (DESIGN.md: long streams must not starve it).
+            frames = afollow_journal(
+                task.journal_path, is_finished=selectors.afinished_checker(task, min_interval=1.0)
+            )
+            connection.close()  # Back to the pool for the length of the stream.
+        else:
+            frames = follow_journal(
+                task.journal_path, is_finished=selectors.finished_checker(task, min_interval=1.0)
+            )
         response = StreamingHttpResponse(frames, content_type="application/octet-stream")
         response["X-Accel-Buffering"] = "no"
         response["Cache-Control"] = "no-cache"
