@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from registry.models import Instance
@@ -82,12 +83,14 @@ def submit(
 ) -> Task:
     """Queue a task; its message is sent once the surrounding transaction commits."""
     with transaction.atomic():
+        now = timezone.now()
         task = Task.objects.create(
             instance=instance,
             name=name,
             user=user,
-            dispatched_at=timezone.now(),
+            dispatched_at=now,
             dispatch_count=1,
+            redispatch_at=now + timedelta(seconds=settings.FATBUILDR_TASK_REDISPATCH_AFTER),
             **fields,
         )
         TaskLock.objects.bulk_create(
@@ -133,23 +136,43 @@ def cancel_task(task: Task, *, by: str) -> Task:
 # --- Scheduling ------------------------------------------------------------
 
 
-def is_blocked(task: Task) -> bool:
-    """Whether a task queued before *task* holds or waits for a conflicting lock."""
-    conflicts = Q()
-    for resource, exclusive in task.locks.values_list("resource", "exclusive"):
-        conflicts |= Q(resource=resource) if exclusive else Q(resource=resource, exclusive=True)
-    if not conflicts:
-        return False
-    return (
-        TaskLock.objects.filter(conflicts)
-        .filter(task__state__in=ACTIVE_STATES, task__queue_order__lt=task.queue_order)
-        .exists()
+def _blocked() -> Exists:
+    """True for a task (the outer query's row) that one of its locks keeps waiting.
+
+    A lock is blocked by a conflicting lock (same resource, either exclusive)
+    of another task that runs, or that is pending and queued before it. A
+    running task blocks whatever its place in the queue: `queue_order` comes
+    from a sequence at insert time, so a task can commit after a later one.
+    """
+    outer_exclusive = ExpressionWrapper(OuterRef("exclusive"), output_field=BooleanField())
+    blocking = (
+        TaskLock.objects.filter(resource=OuterRef("resource"), task__state__in=ACTIVE_STATES)
+        .exclude(task_id=OuterRef("task_id"))
+        .filter(Q(exclusive=True) | Q(outer_exclusive))
+        .filter(
+            Q(task__state=TaskState.RUNNING)
+            | Q(task__queue_order__lt=OuterRef("task__queue_order"))
+        )
     )
+    return Exists(TaskLock.objects.filter(task_id=OuterRef("pk")).filter(Exists(blocking)))
+
+
+def runnable_pending() -> QuerySet[Task]:
+    """Pending tasks that no lock keeps waiting, in queue order."""
+    return Task.objects.filter(state=TaskState.PENDING).exclude(_blocked()).order_by("queue_order")
+
+
+def is_blocked(task: Task) -> bool:
+    """Whether *task* must wait for a task holding or queued for a conflicting lock."""
+    return Task.objects.filter(pk=task.pk).filter(_blocked()).exists()
 
 
 def dispatch(task: Task) -> None:
+    count = task.dispatch_count + 1
+    backoff = settings.FATBUILDR_TASK_REDISPATCH_AFTER * 2 ** min(count - 1, 4)
+    now = timezone.now()
     Task.objects.filter(pk=task.pk, state=TaskState.PENDING).update(
-        dispatched_at=timezone.now(), dispatch_count=task.dispatch_count + 1
+        dispatched_at=now, dispatch_count=count, redispatch_at=now + timedelta(seconds=backoff)
     )
     send(task.pk)
 
@@ -159,22 +182,32 @@ def dispatch_successors(task: Task) -> None:
     resources = list(task.locks.values_list("resource", flat=True))
     if not resources:
         return
-    waiting = (
-        Task.objects.filter(state=TaskState.PENDING, locks__resource__in=resources)
-        .distinct()
-        .order_by("queue_order")
+    waiting = runnable_pending().filter(
+        Exists(TaskLock.objects.filter(task_id=OuterRef("pk"), resource__in=resources))
     )
     for candidate in waiting:
-        if not is_blocked(candidate):
-            dispatch(candidate)
+        dispatch(candidate)
 
 
 def claim(task_id: str) -> Task | None:
     """Move a pending, unblocked task to running for this process; None when it is not ours
     to run (unknown, already started or finished, or waiting for a resource)."""
+    try:
+        task_id = uuid.UUID(str(task_id))
+    except ValueError:
+        return None
     with transaction.atomic():
         task = Task.objects.select_for_update().filter(pk=task_id).first()
-        if task is None or task.state != TaskState.PENDING or is_blocked(task):
+        if task is None or task.state != TaskState.PENDING:
+            return None
+        # Claims of tasks sharing a resource take turns: the second one sees the
+        # first one running once it gets the lock (each statement of a READ
+        # COMMITTED transaction reads what committed before it started).
+        resources = sorted(task.locks.values_list("resource", flat=True))
+        with connection.cursor() as cursor:
+            for resource in resources:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [resource])
+        if is_blocked(task):
             return None
         now = timezone.now()
         task.state, task.started_at, task.heartbeat_at = TaskState.RUNNING, now, now
@@ -332,17 +365,20 @@ def reap_lost_tasks() -> list[Task]:
     stale = Task.objects.filter(state=TaskState.RUNNING, heartbeat_at__lt=deadline)
     for task in stale.order_by("queue_order"):
         with transaction.atomic():
-            result = TaskResult.CANCELED if task.cancel_requested_by else TaskResult.FAILED
+            result, reason = TaskResult.FAILED, WORKER_LOST
+            if task.cancel_requested_by:
+                result = TaskResult.CANCELED
+                reason = f"canceled by {task.cancel_requested_by} ({WORKER_LOST})"
             if not stale.filter(pk=task.pk).update(
                 state=TaskState.FINISHED,
                 result=result,
-                error=WORKER_LOST,
+                error=reason,
                 finished_at=timezone.now(),
                 process_group=None,
             ):
                 continue
             with JournalWriter(task.journal_path) as journal:
-                journal.end(False, WORKER_LOST, task_id=str(task.pk))
+                journal.end(False, reason, task_id=str(task.pk))
         _kill_orphans(task)
         logger.warning("task %s: worker %s lost", task.pk, task.worker)
         reaped.append(task)
@@ -358,25 +394,18 @@ def _kill_orphans(task: Task) -> None:
         kill_process_group(task.process_group)
 
 
-def redispatch_pending() -> list[Task]:
-    """Send again the messages of pending tasks that should have started by now.
+def redispatch_pending(limit: int = 1000) -> list[Task]:
+    """Send again the messages of runnable pending tasks that should have started by now.
 
     A message can be lost (broker restart or flush); duplicates are harmless,
-    so the reconciler errs on the side of sending, with a backoff per task so
-    that a long queue behind busy workers does not fill the broker.
+    so the reconciler errs on the side of sending, with a backoff per task
+    (`redispatch_at`) so that a long queue behind busy workers does not fill
+    the broker. Blocked tasks are left to their blockers' dispatch.
     """
-    now = timezone.now()
-    after = settings.FATBUILDR_TASK_REDISPATCH_AFTER
-    sent = []
-    overdue = Task.objects.filter(
-        state=TaskState.PENDING, dispatched_at__lt=now - timedelta(seconds=after)
-    ).order_by("queue_order")
-    for task in overdue[:1000]:
-        backoff = after * 2 ** min(max(task.dispatch_count - 1, 0), 4)
-        if task.dispatched_at > now - timedelta(seconds=backoff) or is_blocked(task):
-            continue
+    overdue = runnable_pending().filter(redispatch_at__lt=timezone.now())[:limit]
+    sent = list(overdue)
+    for task in sent:
         dispatch(task)
-        sent.append(task)
     return sent
 
 

@@ -76,6 +76,9 @@ class Task(models.Model):
     process_group = models.IntegerField(null=True, blank=True, help_text="Of the running command.")
     dispatched_at = models.DateTimeField(null=True, blank=True)
     dispatch_count = models.PositiveIntegerField(default=0)
+    redispatch_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the reconciler may send the message again."
+    )
     cancel_requested_by = models.CharField(max_length=255, blank=True, default="")
     error = models.TextField(blank=True, default="", help_text="Why the task failed.")
 
@@ -106,6 +109,9 @@ class Task(models.Model):
         ordering = ["queue_order"]
         indexes = [
             models.Index(fields=["instance", "state", "queue_order"], name="task_queue"),
+            models.Index(
+                fields=["queue_order"], name="task_pending", condition=models.Q(state="pending")
+            ),
             models.Index(
                 fields=["heartbeat_at"],
                 name="task_running_heartbeat",

@@ -165,8 +165,8 @@ class CommandRunner:
         except OSError as error:
             raise CommandError(f"unable to run {printable}: {error.strerror}") from error
         self.current_group = process.pid
-        self.on_start(process.pid)
         try:
+            self.on_start(process.pid)
             failure = self._pump(process, timeout)
         finally:
             kill_process_group(process.pid)
@@ -180,17 +180,31 @@ class CommandRunner:
             raise CommandError(f"command {printable} failed with exit code {process.returncode}")
 
     def _pump(self, process: subprocess.Popen, timeout: float) -> str | None:
-        """Copy output to the journal until EOF; the failure reason if the command was stopped."""
+        """Copy output to the journal until the command exits and its output ends; the
+        failure reason if the command was stopped."""
         fd = process.stdout.fileno()
         deadline = time.monotonic() + timeout
         leader_gone_at: float | None = None
+        output_open = True
         while True:
-            ready, _, _ = select.select([fd], [], [], 0.2)
+            ready = []
+            if output_open:
+                ready, _, _ = select.select([fd], [], [], 0.2)
             if ready:
                 chunk = os.read(fd, OUTPUT_CHUNK)
-                if not chunk:
+                if chunk:
+                    self.journal.output(chunk)
+                else:
+                    # Programs close their output before they exit (coreutils do, in
+                    # their exit handler): wait for the exit, don't kill it.
+                    output_open = False
+            if not output_open:
+                try:
+                    process.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    pass
+                else:
                     return None
-                self.journal.output(chunk)
             # Checked on every turn (`interrupted` must be cheap), so a command that
             # never stops talking can still be canceled or time out.
             reason = self.interrupted()

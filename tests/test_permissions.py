@@ -1,4 +1,4 @@
-"""The permission matrix: every GET endpoint x every kind of caller, in both URL modes.
+"""The permission matrix: every endpoint x every kind of caller, in both URL modes.
 
 Order of the checks (compat §1.3): the token is verified first, then the
 policy decides, and only then an unknown instance is reported. Every refusal is
@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from accounts.constants import Action
 from accounts.policy import _load
 from tasks.journal import log_frame
-from tasks.models import TaskResult, TaskState
+from tasks.models import Task, TaskResult, TaskState
 from tests import factories
 
 ALLOWED = "allowed"
@@ -33,6 +33,11 @@ WEB_ACTIONS = (
     Action.VIEW_KEYRING,
     Action.BUILD,
     Action.EDIT_REGISTRY,
+    Action.CANCEL_TASK,
+)
+# What the anonymous role of the vendor policy (accounts/policy.acl) grants to everyone.
+VENDOR_ANONYMOUS_ACTIONS = frozenset(
+    {Action.VIEW_PIPELINE, Action.VIEW_REGISTRY, Action.VIEW_TASK, Action.VIEW_KEYRING}
 )
 
 
@@ -48,11 +53,13 @@ def _fresh_policy_cache():
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A GET endpoint; `path` is relative to the instance prefix unless `public`."""
+    """An endpoint; `path` is relative to the instance prefix unless `public`. `{task}` in
+    the path is the pending task of the seeded data."""
 
     id: str
     path: str
     action: str | None
+    method: str = "get"
     status: int = 200
     error: str | None = None  # expected Error object when the allowed answer is not a 200
     public: bool = False
@@ -73,6 +80,9 @@ ENDPOINTS = [
     Endpoint("queue", "queue.json", Action.VIEW_TASK),
     Endpoint("task", "tasks/{task}.json", Action.VIEW_TASK),
     Endpoint("watch", f"watch/{FINISHED_TASK_ID}.journal", Action.VIEW_TASK),
+    Endpoint("history", "history.json", Action.VIEW_TASK),
+    # Allowed: the pending task is canceled at once (200); refused: it stays pending.
+    Endpoint("cancel", "tasks/{task}/cancel", Action.CANCEL_TASK, method="post"),
     # No keyring task has run: the allowed answer is the documented 404.
     Endpoint(
         "keyring",
@@ -219,6 +229,13 @@ def user(name: str) -> Callable[[Context], APIClient]:
     return lambda ctx: ctx.client_for(ctx.instance, name)
 
 
+def fatbuildr_member(ctx: Context) -> APIClient:
+    """A member of group "fatbuildr": the `users` role of the vendor policy."""
+    member = User.objects.create_user("builder")
+    member.groups.add(Group.objects.get_or_create(name="fatbuildr")[0])
+    return ctx.client_for(ctx.instance, "builder")
+
+
 def group_member(ctx: Context) -> APIClient:
     member = User.objects.create_user("dave")
     member.groups.add(Group.objects.get_or_create(name="viewers")[0])
@@ -255,12 +272,18 @@ def fixed(status: int, message: str) -> Callable[[str], tuple[int, str]]:
     return lambda action: (status, message)
 
 
+def vendor(granted: Callable[[str], Any], refusal: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Under the vendor policy: *granted* for the anonymous role's actions, else *refusal*."""
+    return lambda action: granted(action) if action in VENDOR_ANONYMOUS_ACTIONS else refusal(action)
+
+
 CASES = [
-    Case("anonymous-vendor-policy", anonymous, allowed),
+    Case("anonymous-vendor-policy", anonymous, vendor(allowed, anonymous_refused)),
     Case("anonymous-lacks-action", anonymous, anonymous_refused, restricted_policy),
     Case("no-anonymous-role", anonymous, anonymous_refused, no_anonymous_policy),
     Case("no-anonymous-role-user", user("alice"), allowed, no_anonymous_policy),
-    Case("user-vendor-policy", user("mallory"), allowed),
+    Case("user-vendor-policy", user("mallory"), vendor(allowed, refused("mallory"))),
+    Case("fatbuildr-group-vendor-policy", fatbuildr_member, allowed),
     Case("user-lacks-action", user("mallory"), refused("mallory"), restricted_policy),
     Case("user-unknown-to-policy", user("zoe"), refused("zoe"), restricted_policy),
     Case("user-by-name", user("alice"), allowed, restricted_policy),
@@ -283,7 +306,7 @@ CASES = [
     Case(
         "unknown-instance-anonymous",
         anonymous,
-        fixed(404, "instance nope not found"),
+        vendor(fixed(404, "instance nope not found"), anonymous_refused),
         instance="nope",
     ),
     Case(
@@ -410,7 +433,7 @@ def test_permission_matrix(
     ctx = Context(registry_data.instance, action, client_for, client_with_role)
     client = case.client(ctx)
     url = use_mode(settings, mode, case.instance)(endpoint)
-    response = client.get(url.format(task=registry_data.id))
+    response = getattr(client, endpoint.method)(url.format(task=registry_data.id))
 
     if endpoint.public:
         if mode == "mono" and endpoint.multi_only:
@@ -423,6 +446,9 @@ def test_permission_matrix(
     if expected != ALLOWED:
         status, message = expected
         assert_error(response, status, message)
+        if endpoint.method != "get":  # a refused request changes nothing
+            task = Task.objects.get(pk=registry_data.pk)
+            assert (task.state, task.cancel_requested_by) == (TaskState.PENDING, "")
         return
     assert_no_challenge(response)
     assert response.status_code == endpoint.status, response.content
@@ -453,6 +479,10 @@ def check_allowed_body(endpoint: Endpoint, body: Any, task) -> None:
         "running": lambda: body is None,
         "queue": lambda: [t["id"] for t in body] == [str(task.id)],
         "task": lambda: body["id"] == str(task.id),
+        "history": lambda: [t["id"] for t in body["results"]] == [FINISHED_TASK_ID],
+        "cancel": lambda: (body["id"], body["state"], body["result"])
+        == (str(task.id), "finished", "canceled")
+        and Task.objects.get(pk=task.pk).result == TaskResult.CANCELED,
         "instances": lambda: [i["id"] for i in body] == ["default"],
     }
     assert expected[endpoint.id](), body
@@ -474,11 +504,23 @@ def prefix(request, settings, default_instance) -> str:
         ("put", "/registry/deb/bookworm/main/x86_64/fatbuildr.json"),
         ("patch", "/queue.json"),
         ("post", "/instance.json"),
+        ("post", "/history.json"),
     ],
 )
 def test_wrong_method_is_405_error_object(registry_data, prefix, method, path):
     response = getattr(APIClient(), method)(f"{prefix}{path}")
     assert_error(response, 405)
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_wrong_method_on_cancel_is_405_after_the_policy_check(
+    registry_data, prefix, client_for, method
+):
+    url = f"{prefix}/tasks/{registry_data.id}/cancel"
+    assert_error(getattr(APIClient(), method)(url), *anonymous_refused(Action.CANCEL_TASK))
+    ctx = Context(registry_data.instance, Action.CANCEL_TASK, client_for, None)
+    assert_error(getattr(fatbuildr_member(ctx), method)(url), 405)
+    assert Task.objects.get(pk=registry_data.pk).state == TaskState.PENDING
 
 
 @pytest.mark.parametrize(
