@@ -103,12 +103,17 @@ def submit(
 def send(task_id: object) -> None:
     """Send the Celery message of a task. A broker outage is not the submitter's
     failure: the row is committed and the reconciler sends it again later."""
-    from tasks.tasks import run_task
-
     try:
-        run_task.apply_async(args=[str(task_id)], retry=False)
+        publish(task_id)
     except Exception:
         logger.warning("task %s: not sent, the reconciler will retry", task_id, exc_info=True)
+
+
+def publish(task_id: object) -> None:
+    """Put the message of a task on the broker."""
+    from tasks.tasks import run_task
+
+    run_task.apply_async(args=[str(task_id)], retry=False)
 
 
 def cancel_task(task: Task, *, by: str) -> Task:

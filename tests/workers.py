@@ -36,7 +36,14 @@ def test_database_url() -> str:
 class Worker:
     """One `celery worker` process group."""
 
-    def __init__(self, log_dir: Path, *, concurrency: int = 1, beat: bool = False) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        concurrency: int = 1,
+        beat: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = f"tests-{uuid.uuid4().hex[:8]}"
         self.log_path = log_dir / f"{self.name}.log"
         queues = [settings.CELERY_TASK_DEFAULT_QUEUE]
@@ -47,11 +54,11 @@ class Worker:
             queues.append(settings.FATBUILDR_MAINTENANCE_QUEUE)
             cmd += ["--beat", "--schedule", str(log_dir / f"{self.name}.schedule")]
         cmd += ["--queues", ",".join(queues)]
-        env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
-        env["DATABASE_URL"] = test_database_url()
+        worker_env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
+        worker_env.update(DATABASE_URL=test_database_url(), **(env or {}))
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cmd, cwd=REPO_ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
         self._wait_ready()
@@ -165,3 +172,36 @@ class WebServer:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+class RedisServer:
+    """A private Redis without persistence, which a test may kill and start again."""
+
+    def __init__(self, log_dir: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.log_dir = log_dir
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        cmd = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
+        cmd += ["--appendonly", "no", "--dir", str(self.log_dir)]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _pings(client), timeout=10, message=f"redis on port {self.port}")
+
+    def kill(self) -> None:
+        """SIGKILL: every message it held is gone."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
