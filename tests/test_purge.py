@@ -633,3 +633,30 @@ def test_cancel_command_errors(instance, fake_engine):
         run("cancel", "nope")
     with pytest.raises(CommandError, match=f"task {uuid.UUID(int=1)} not found"):
         run("cancel", str(uuid.UUID(int=1)))
+
+
+# --- The daily job -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_daily_job_queues_a_history_purge_task_that_purges_with_the_setting(
+    data_dir, settings, monkeypatch
+):
+    from tasks import engine
+    from tasks.tasks import purge_histories
+
+    sent = []
+    monkeypatch.setattr(engine, "publish", sent.append)
+    settings.FATBUILDR_TASKS_PURGE = "last:1"
+    instance = InstanceFactory(id="purged")
+    old = [make_task(instance, hours_ago=h) for h in (1, 2, 3)]
+
+    purge_histories()  # What beat runs daily.
+    job = Task.objects.get(instance=instance, name=TaskName.HISTORY_PURGE)
+    assert sent == [job.pk]
+    assert engine.execute(str(job.pk)) is True
+    job.refresh_from_db()
+    assert job.result == TaskResult.SUCCESS
+    # The newest finished task stays (the purge itself was running, so not counted).
+    assert set(remaining(instance)) == {job, old[0]}
+    assert b"removed 2 task(s)" in job.journal_path.read_bytes()
