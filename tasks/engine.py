@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -279,20 +279,25 @@ class TaskMonitor(threading.Thread):
         mine = Task.objects.filter(pk=self.task_id, state=TaskState.RUNNING, worker=self.worker)
         try:
             while not self._stop_event.wait(CANCEL_POLL_INTERVAL):
-                now = timezone.now()
-                if (now - last_beat).total_seconds() >= interval:
-                    if not mine.update(heartbeat_at=now):
-                        self.lease_lost = True
-                        return
-                    last_beat = now
-                canceled_by = mine.values_list("cancel_requested_by", flat=True).first()
+                try:
+                    now = timezone.now()
+                    if (now - last_beat).total_seconds() >= interval:
+                        if not mine.update(heartbeat_at=now):
+                            self.lease_lost = True
+                            return
+                        last_beat = now
+                    canceled_by = mine.values_list("cancel_requested_by", flat=True).first()
+                except DatabaseError:
+                    # A database blip must not end a long build: retry on a new
+                    # connection; only a heartbeat timeout gives the task up.
+                    logger.warning("task %s: monitor query failed", self.task_id, exc_info=True)
+                    connection.close()
+                    continue
                 if canceled_by is None:
                     self.lease_lost = True
                     return
                 # Heartbeats go on after a cancellation: the handler may need a moment.
                 self.canceled_by = canceled_by
-        except Exception:
-            logger.exception("task %s: monitor failed", self.task_id)
         finally:
             connection.close()
 
@@ -333,6 +338,9 @@ def execute(task_id: str) -> bool:
         result, reason = TaskResult.CANCELED, f"canceled by {monitor.canceled_by}"
     else:
         result = TaskResult.FAILED if reason else TaskResult.SUCCESS
+    # The connection may have died during a long command (database restart, idle
+    # timeout): reconnect rather than leave the task for the reaper.
+    close_old_connections()
     if not monitor.lease_lost:
         _finish(task, result, reason, journal)
     journal.close()
@@ -342,6 +350,7 @@ def execute(task_id: str) -> bool:
 
 def _record_process_group(task: Task, pgid: int | None) -> None:
     """Before the command runs on: a reaper on this host kills it if this worker dies."""
+    close_old_connections()
     Task.objects.filter(pk=task.pk, worker=task.worker).update(process_group=pgid)
 
 

@@ -835,3 +835,25 @@ def test_an_exclusive_lock_is_never_held_twice(instance):
     older = outcome["value"]
     assert older.queue_order < newer.queue_order
     assert engine.claim(str(older.pk)) is None, "two running tasks hold build:a exclusively"
+
+
+# --- Database connections lost while a task runs -------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_survives_its_database_connections_being_dropped(instance, tmp_path):
+    started = tmp_path / "started"
+    task = make(instance, name=SHELL, message=f"touch {started}; sleep 2")
+    thread, outcome = in_thread(engine.execute, str(task.pk))
+    wait_for(started.exists, timeout=10, message="the command to start")
+    with connection.cursor() as cursor:  # As a database restart would.
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchall(), "the worker's connections were dropped"
+    thread.join(timeout=20)
+    assert outcome == {"value": True}
+    task = fresh(task)
+    assert (task.state, task.result) == (TaskState.FINISHED, TaskResult.SUCCESS)
+    assert journal_frames(task)[-1] == (Command.LOG, b"20:Task succeeded")
