@@ -24,7 +24,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -212,7 +219,7 @@ def claim(task_id: str) -> Task | None:
         with connection.cursor() as cursor:
             for resource in resources:
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [resource])
-        if is_blocked(task):
+        if resources and is_blocked(task):
             return None
         now = timezone.now()
         task.state, task.started_at, task.heartbeat_at = TaskState.RUNNING, now, now
@@ -338,11 +345,8 @@ def execute(task_id: str) -> bool:
         result, reason = TaskResult.CANCELED, f"canceled by {monitor.canceled_by}"
     else:
         result = TaskResult.FAILED if reason else TaskResult.SUCCESS
-    # The connection may have died during a long command (database restart, idle
-    # timeout): reconnect rather than leave the task for the reaper.
-    close_old_connections()
     if not monitor.lease_lost:
-        _finish(task, result, reason, journal)
+        _reconnecting(lambda: _finish(task, result, reason, journal))
     journal.close()
     dispatch_successors(task)
     return True
@@ -350,8 +354,19 @@ def execute(task_id: str) -> bool:
 
 def _record_process_group(task: Task, pgid: int | None) -> None:
     """Before the command runs on: a reaper on this host kills it if this worker dies."""
-    close_old_connections()
-    Task.objects.filter(pk=task.pk, worker=task.worker).update(process_group=pgid)
+    _reconnecting(
+        lambda: Task.objects.filter(pk=task.pk, worker=task.worker).update(process_group=pgid)
+    )
+
+
+def _reconnecting(function: Callable[[], object]) -> object:
+    """Run a database step once more on a new connection if the connection was lost during
+    a long command (database restart, idle timeout), rather than leave the task to the reaper."""
+    try:
+        return function()
+    except (OperationalError, InterfaceError):
+        connection.close()
+        return function()
 
 
 def _finish(task: Task, result: str, reason: str, journal: JournalWriter) -> None:

@@ -78,6 +78,21 @@ class JournalWriter:
         self.close()
 
 
+def process_group_members(pgid: int) -> list[tuple[int, str]]:
+    """(pid, state) of each process of a group, from /proc (state "Z": a zombie)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            members.append((int(entry.name), fields[0]))
+    return members
+
+
 def process_group_alive(pgid: int) -> bool:
     """Whether any process of the group still runs (zombies awaiting reaping count as gone)."""
     try:
@@ -87,16 +102,7 @@ def process_group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # kill() succeeds on zombies too: look for one member that is not a zombie.
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return any(state != "Z" for _, state in process_group_members(pgid))
 
 
 def kill_process_group(pgid: int, *, timeout: float = 10.0) -> bool:

@@ -19,6 +19,7 @@ from tasks.runner import (
     command_environment,
     kill_process_group,
     process_group_alive,
+    process_group_members,
 )
 
 
@@ -325,13 +326,4 @@ def test_a_group_of_zombies_is_not_alive_and_a_gone_group_is_killed():
 
 def members(pgid: int) -> list[int]:
     """Live processes of a process group."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                pids.append(int(entry.name))
-    return pids
+    return [pid for pid, state in process_group_members(pgid) if state != "Z"]
