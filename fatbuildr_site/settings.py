@@ -161,6 +161,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.JSONParser",
     ],
     "EXCEPTION_HANDLER": "fatbuildr_site.exceptions.error_object_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "fatbuildr_site.negotiation.FirstRendererNegotiation",
     "UNAUTHENTICATED_USER": "accounts.identity.anonymous_identity",
     # `?format=` and `format` are Fatbuildr parameters, not renderer selectors.
     "URL_FORMAT_OVERRIDE": None,

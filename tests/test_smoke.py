@@ -1,5 +1,7 @@
 """The service answers its public endpoints."""
 
+import pytest
+
 
 def test_version_is_plain_text(anonymous_client, db):
     response = anonymous_client.get("/version")
@@ -12,3 +14,19 @@ def test_default_instance_pipelines(anonymous_client, default_instance):
     response = anonymous_client.get("/default/pipelines/formats.json")
     assert response.status_code == 200
     assert set(response.json()) == {"deb", "rpm"}
+
+
+@pytest.mark.parametrize(
+    ("path", "accept"),
+    [
+        ("/default/queue.json", "text/html"),
+        ("/default/keyring.asc", "application/pgp-keys"),
+        ("/version", "application/xml"),
+        ("/default/watch/c8c9935e-44c9-48de-a318-b6060c08b8c8.journal", "text/plain"),
+    ],
+)
+def test_accept_header_never_gives_406(anonymous_client, default_instance, path, accept):
+    response = anonymous_client.get(path, HTTP_ACCEPT=accept)
+    assert response.status_code in (200, 404)
+    if response.status_code == 404:
+        assert "error" in response.json()

@@ -155,12 +155,6 @@ class KeyringView(InstanceAPIView):
 
     permission_action = Action.VIEW_KEYRING
 
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
-        # The key is plain text whatever the client accepts (`Accept: application/pgp-keys`
-        # must not end in 406, upstream ignores the header); errors still render as JSON.
-        renderer = self.get_renderers()[0]
-        return renderer, renderer.media_type
-
     def get(self, request: Request, **kwargs) -> HttpResponse:
         # Read from the database copy: the web hosts never run gpg. A plain
         # HttpResponse keeps the JSON renderer out of the way.

@@ -1,0 +1,18 @@
+"""Content negotiation: every route has one representation, whatever `Accept` says."""
+
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+
+
+class FirstRendererNegotiation(DefaultContentNegotiation):
+    """Render with the view's first renderer, never answer 406 (parsers are chosen as usual).
+
+    Upstream (Flask) ignores `Accept`: `Accept: application/pgp-keys` on
+    keyring.asc, or a browser's header on a JSON route, gets the resource.
+    """
+
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        return renderers[0], renderers[0].media_type
