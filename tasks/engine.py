@@ -326,7 +326,7 @@ def execute(task_id: str) -> bool:
     )
     context = TaskContext(task, journal, runner, monitor)
     monitor.start()
-    reason = ""
+    reason = detail = ""
     try:
         journal.log(f"Starting task {task.name} {task.pk} on {task.worker}")
         run = _handlers.get(task.name)
@@ -334,7 +334,10 @@ def execute(task_id: str) -> bool:
             raise TaskFailure(f"no handler for tasks named {task.name!r}")
         run(context)
         context.check_interrupted()
-    except (TaskFailure, CommandError) as error:
+    except CommandError as error:
+        reason = str(error)
+        detail = error.output_tail
+    except TaskFailure as error:
         reason = str(error)
     except Exception as error:
         logger.exception("task %s failed", task.pk)
@@ -346,7 +349,7 @@ def execute(task_id: str) -> bool:
     else:
         result = TaskResult.FAILED if reason else TaskResult.SUCCESS
     if not monitor.lease_lost:
-        _reconnecting(lambda: _finish(task, result, reason, journal))
+        _reconnecting(lambda: _finish(task, result, reason, journal, detail=detail))
     journal.close()
     dispatch_successors(task)
     return True
@@ -369,14 +372,18 @@ def _reconnecting(function: Callable[[], object]) -> object:
         return function()
 
 
-def _finish(task: Task, result: str, reason: str, journal: JournalWriter) -> None:
+def _finish(
+    task: Task, result: str, reason: str, journal: JournalWriter, *, detail: str = ""
+) -> None:
+    """Mark the task finished and write its end frames; *detail* (the end of a failed
+    command's output) is kept with the reason on the row, for the admin."""
     with transaction.atomic():
         finished = Task.objects.filter(
             pk=task.pk, state=TaskState.RUNNING, worker=task.worker
         ).update(
             state=TaskState.FINISHED,
             result=result,
-            error=reason,
+            error=f"{reason}\n{detail}" if detail else reason,
             finished_at=timezone.now(),
             process_group=None,
         )

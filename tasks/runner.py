@@ -26,8 +26,17 @@ END_PREFIXES = ("Task succeeded", "Task failed")
 logger = logging.getLogger(__name__)
 
 
+# How much of a failed command's last output its CommandError keeps.
+OUTPUT_TAIL = 2048
+
+
 class CommandError(Exception):
-    """A command of a task failed, timed out or was interrupted."""
+    """A command of a task failed, timed out or was interrupted; `output_tail` holds the end of
+    what it printed (its whole output is in the journal)."""
+
+    def __init__(self, message: str, *, output_tail: str = "") -> None:
+        super().__init__(message)
+        self.output_tail = output_tail
 
 
 class JournalWriter:
@@ -171,6 +180,7 @@ class CommandRunner:
         except OSError as error:
             raise CommandError(f"unable to run {printable}: {error.strerror}") from error
         self.current_group = process.pid
+        self._tail = bytearray()
         try:
             self.on_start(process.pid)
             failure = self._pump(process, timeout)
@@ -180,10 +190,13 @@ class CommandRunner:
             process.stdout.close()
             self.current_group = None
             self.on_start(None)
+        tail = self._tail.decode(errors="replace")
         if failure:
-            raise CommandError(f"command {printable} {failure}")
+            raise CommandError(f"command {printable} {failure}", output_tail=tail)
         if process.returncode != 0:
-            raise CommandError(f"command {printable} failed with exit code {process.returncode}")
+            raise CommandError(
+                f"command {printable} failed with exit code {process.returncode}", output_tail=tail
+            )
 
     def _pump(self, process: subprocess.Popen, timeout: float) -> str | None:
         """Copy output to the journal until the command exits and its output ends; the
@@ -200,6 +213,7 @@ class CommandRunner:
                 chunk = os.read(fd, OUTPUT_CHUNK)
                 if chunk:
                     self.journal.output(chunk)
+                    self._tail = (self._tail + chunk)[-OUTPUT_TAIL:]
                 else:
                     # Programs close their output before they exit (coreutils do, in
                     # their exit handler): wait for the exit, don't kill it.

@@ -324,7 +324,12 @@ def test_execute_failure_journal(instance):
     assert engine.execute(str(task.pk)) is True
     task = fresh(task)
     reason = "command sh -c 'echo bad; exit 3' failed with exit code 3"
-    assert (task.state, task.result, task.error) == (TaskState.FINISHED, TaskResult.FAILED, reason)
+    # The row keeps the end of the command's output after the reason, for the admin.
+    assert (task.state, task.result, task.error) == (
+        TaskState.FINISHED,
+        TaskResult.FAILED,
+        f"{reason}\nbad\n",
+    )
     frames = journal_frames(task)
     assert (Command.BYTES, b"bad\n") in frames
     assert frames[-2:] == failure_frames(task, reason)

@@ -327,3 +327,11 @@ def test_a_group_of_zombies_is_not_alive_and_a_gone_group_is_killed():
 def members(pgid: int) -> list[int]:
     """Live processes of a process group."""
     return [pid for pid, state in process_group_members(pgid) if state != "Z"]
+
+
+def test_a_failed_command_error_carries_the_end_of_its_output(journal):
+    script = "yes a | head -c 5000; echo last words; exit 1"
+    with pytest.raises(CommandError) as failure:
+        CommandRunner(journal).run(["sh", "-c", script])
+    assert failure.value.output_tail.endswith("a\nlast words\n")
+    assert len(failure.value.output_tail) == 2048
