@@ -23,6 +23,8 @@ def create_keyring(context: TaskContext) -> None:
 @handler(TaskName.KEYRING_RENEWAL)
 def renew_keyring(context: TaskContext) -> None:
     try:
-        keyrings.renew_keyring(context.instance, context.task.duration, log=context.log)
+        keyrings.renew_keyring(
+            context.instance, context.task.duration, log=context.log, run=context.run
+        )
     except keyrings.KeyringError as error:
         raise TaskFailure(str(error)) from error

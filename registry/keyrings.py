@@ -14,9 +14,10 @@ pipe, and a missing one fails at once instead of waiting for a pinentry.
 import os
 import re
 import secrets
+import shlex
 import string
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,27 +151,30 @@ def _tail(text: str) -> str:
     return text[-OUTPUT_TAIL:].strip()
 
 
-def _run_with_passphrase(gpg: gnupg.GPG, args: list[str], passphrase: str) -> None:
-    """Run a gpg command python-gnupg has no method for, passphrase on stdin.
+def gpg_command(instance_id: str, args: Sequence[str]) -> list[str]:
+    """A gpg command line on an instance keyring, for what python-gnupg has no method for.
 
-    `make_args` gives the same command line python-gnupg itself uses (home,
-    batch, loopback pinentry, `--passphrase-fd 0`).
+    The passphrase is read by gpg from its 0400 file: it is never on a command
+    line, so the command can be logged and run by a task's command runner.
     """
-    command = gpg.make_args(args, passphrase=True)
+    home = _home_path(instance_id)
+    return [
+        "gpg", "--homedir", str(home), "--batch", "--no-tty", "--pinentry-mode", "loopback",
+        "--passphrase-file", str(home / PASSPHRASE_FILE), *args,
+    ]  # fmt: skip
+
+
+def _run_quietly(command: Sequence[str]) -> None:
+    """Run a gpg command outside a task; KeyringError with the end of its output on failure."""
     try:
         completed = subprocess.run(
-            command,
-            input=f"{passphrase}\n".encode(),
-            capture_output=True,
-            timeout=GPG_TIMEOUT,
-            env=gpg.env,
-            check=False,
+            list(command), capture_output=True, timeout=GPG_TIMEOUT, check=False
         )
     except subprocess.TimeoutExpired as error:
-        raise KeyringError(f"gpg {args[0]} timed out after {GPG_TIMEOUT}s") from error
+        raise KeyringError(f"{shlex.join(command)} timed out after {GPG_TIMEOUT}s") from error
     if completed.returncode != 0:
         output = completed.stderr.decode(errors="replace")
-        raise KeyringError(f"gpg {args[0]} failed: {_tail(output)}")
+        raise KeyringError(f"{shlex.join(command)} failed: {_tail(output)}")
 
 
 def _timestamp(value: str) -> datetime | None:
@@ -334,21 +338,31 @@ def create_keyring(instance: Instance, *, log: Callable[[str], None]) -> Keyring
     return info
 
 
-def renew_keyring(instance: Instance, duration: str, *, log: Callable[[str], None]) -> KeyringInfo:
-    """Set a new expiry on the master key then on the signing subkey, counted from now."""
+def renew_keyring(
+    instance: Instance,
+    duration: str,
+    *,
+    log: Callable[[str], None],
+    run: Callable[[Sequence[str]], None] = _run_quietly,
+) -> KeyringInfo:
+    """Set a new expiry on the master key then on the signing subkey, counted from now.
+
+    *run* executes the gpg commands: a task passes its command runner, so that
+    their output goes to the task journal.
+    """
     validate_duration(duration)
     gpg = gpg_for(instance.id)
     current = _read_info(gpg, instance.id)
-    passphrase = read_passphrase(instance.id)
     duration_text = "never expire" if int(duration.rstrip("wmy")) == 0 else f"expire in {duration}"
 
     log(f"Setting master key {current.fingerprint} to {duration_text}")
-    _run_with_passphrase(gpg, ["--quick-set-expire", current.fingerprint, duration], passphrase)
+    run(gpg_command(instance.id, ["--quick-set-expire", current.fingerprint, duration]))
     log(f"Setting signing subkey {current.subkey_fingerprint} to {duration_text}")
-    _run_with_passphrase(
-        gpg,
-        ["--quick-set-expire", current.fingerprint, duration, current.subkey_fingerprint],
-        passphrase,
+    run(
+        gpg_command(
+            instance.id,
+            ["--quick-set-expire", current.fingerprint, duration, current.subkey_fingerprint],
+        )
     )
 
     info = sync_keyring_record(instance)

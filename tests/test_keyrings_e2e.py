@@ -53,6 +53,8 @@ def test_instances_load_gives_the_instance_a_keyring_served_and_renewable(
         for expiry in colon_expiries(colons).values():
             assert abs(expiry - in_two_years) < timedelta(days=2)
 
+        # gpg runs through the task's command runner: its command lines are in the journal.
+        assert b"Running command: gpg --homedir" in renewal.journal_path.read_bytes()
         # The passphrase never reaches a journal.
         passphrase = keyrings.read_passphrase("default").encode()
         for task in (creation, renewal):
