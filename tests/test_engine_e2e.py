@@ -156,9 +156,11 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-worker-two-processes", "two-workers"])
 def test_different_resources_run_in_parallel_same_resource_in_order(
-    start_worker, default_instance, tmp_path
+    start_worker, default_instance, tmp_path, workers
 ):
+    """Two pool processes of one worker, or two workers as on two hosts."""
     stamp = "date +%s.%N"
 
     def timed(name: str, lock: str) -> Task:
@@ -167,7 +169,8 @@ def test_different_resources_run_in_parallel_same_resource_in_order(
                      f"mv {out}.tmp {out}", lock)  # fmt: skip
 
     first, second = timed("a", "build:a"), timed("b", "build:b")
-    start_worker(concurrency=2)
+    for _ in range(workers):
+        start_worker(concurrency=2 // workers)
     for task in (first, second):
         assert wait_finished(task).result == TaskResult.SUCCESS
     (a_start, a_end), (b_start, b_end) = interval(tmp_path / "a"), interval(tmp_path / "b")
