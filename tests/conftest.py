@@ -11,7 +11,7 @@ from accounts.models import Role
 from accounts.tokens import generate_token
 from registry.models import Instance
 from registry.services import load_instance_file
-from tests.workers import Worker, purge_test_queues
+from tests.workers import Worker, forget_test_queues, purge_test_queues
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,3 +99,10 @@ def start_worker(transactional_db, tmp_path) -> Iterator[Callable[..., Worker]]:
     for worker in workers:
         worker.stop()
     purge_test_queues()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _forget_test_queues_at_the_end() -> Iterator[None]:
+    """Leave nothing of this run's unique queues in the shared Redis."""
+    yield
+    forget_test_queues()

@@ -85,9 +85,26 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
 
+def test_queues() -> tuple[str, str]:
+    return settings.CELERY_TASK_DEFAULT_QUEUE, settings.FATBUILDR_MAINTENANCE_QUEUE
+
+
 def purge_test_queues() -> None:
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*test_queues())
+
+
+def forget_test_queues() -> None:
+    """At the end of the run: also the queues' bindings, which kombu keeps in Redis.
+    (Never earlier: this process would go on publishing to an exchange without binding.)"""
+    queues = test_queues()
+    bindings = [f"_kombu.binding.{queue}" for queue in queues]
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete(settings.CELERY_TASK_DEFAULT_QUEUE, settings.FATBUILDR_MAINTENANCE_QUEUE)
+    client.delete(*queues, *bindings)
+    # Messages a SIGKILLed worker had taken: kombu would restore them in 12 hours.
+    for tag, message in client.hscan_iter("unacked"):
+        if any(f'"routing_key": "{queue}"'.encode() in message for queue in queues):
+            client.hdel("unacked", tag)
+            client.zrem("unacked_index", tag)
 
 
 def wait_for(
