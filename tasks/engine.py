@@ -7,9 +7,9 @@ have been lost. Every state change is a guarded update, so a duplicate or a
 late message is a no-op, and a task runs at most once.
 
 Scheduling: a task declares resource locks at submission. A worker starts it
-only once no task queued before it (in `queue_order`) still holds or waits
-for a conflicting lock; otherwise the message is dropped and the task is
-dispatched again when its blocker finishes. That gives FIFO order per
+only once no running task holds a conflicting lock and no task queued before
+it (in `queue_order`) waits for one; otherwise the message is dropped and the
+task is dispatched again when its blocker finishes. That gives FIFO order per
 resource and parallelism across resources, with no lock held while waiting.
 """
 
@@ -234,7 +234,9 @@ def claim(task_id: str) -> Task | None:
 class TaskContext:
     """What a handler gets: its task, workspace, journal and command runner."""
 
-    def __init__(self, task: Task, journal: JournalWriter, runner: CommandRunner, monitor):
+    def __init__(
+        self, task: Task, journal: JournalWriter, runner: CommandRunner, monitor: "TaskMonitor"
+    ) -> None:
         self.task = task
         self.instance = task.instance
         self.workspace = Path(task.place)

@@ -167,19 +167,6 @@ def iter_tasks_to_purge(
                 yield task
 
 
-def tasks_to_purge(
-    tasks_newest_first: Iterable[Task],
-    policy: PurgePolicy,
-    *,
-    now: datetime,
-    workspace_size: Callable[[Task], int],
-) -> list[Task]:
-    """The tasks *policy* removes from *tasks_newest_first* (see `iter_tasks_to_purge`)."""
-    return list(
-        iter_tasks_to_purge(tasks_newest_first, policy, now=now, workspace_size=workspace_size)
-    )
-
-
 def history_queryset(
     instance: Instance | str,
     *,

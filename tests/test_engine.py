@@ -29,7 +29,7 @@ from tasks.models import Task, TaskLock, TaskResult, TaskState
 from tasks.runner import JournalWriter, kill_process_group, process_group_alive
 from tests.factories import InstanceFactory, TaskFactory
 from tests.task_handlers import NOOP, SHELL
-from tests.workers import journal_frames, wait_for
+from tests.workers import journal_frames, process_running, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,15 +121,6 @@ def in_thread(function, *args) -> tuple[threading.Thread, dict]:
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     return thread, outcome
-
-
-def running(pid: int) -> bool:
-    """Whether *pid* is a live (not zombie) process."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def wait_command_started(task: Task) -> int:
@@ -495,7 +486,7 @@ def test_cancel_running_execute_kills_its_command(instance, tmp_path):
     assert journal_frames(task)[-1] == (Command.LOG, b"20:Task failed: canceled by carol")
     assert len(end_frames(task)) == 1
     assert not process_group_alive(group)
-    assert not running(int(child.read_text()))
+    assert not process_running(int(child.read_text()))
 
 
 # --- Cancellation over the API -------------------------------------------------------------

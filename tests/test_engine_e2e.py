@@ -15,6 +15,7 @@ from tests.task_handlers import SHELL
 from tests.workers import (
     journal_frames,
     journal_text,
+    process_running,
     purge_test_queues,
     wait_finished,
     wait_for,
@@ -144,16 +145,8 @@ def test_cancel_running_task_kills_its_processes(
     task = wait_finished(task, timeout=10)
     assert (task.result, task.error) == (TaskResult.CANCELED, "canceled by maintainer")
     assert not process_group_alive(shell_pid)
-    assert not _running(sleep_pid)
+    assert not process_running(sleep_pid)
     assert journal_frames(task)[-1] == (Command.LOG, b"20:Task failed: canceled by maintainer")
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-worker-two-processes", "two-workers"])
@@ -200,7 +193,7 @@ def test_worker_killed_during_a_task_ends_it_with_worker_lost(
     assert (lost.result, lost.error) == (TaskResult.FAILED, "worker lost")
     assert journal_frames(lost)[-1] == (Command.LOG, b"20:Task failed: worker lost")
     assert "error while running task" in journal_text(lost)
-    assert not _running(command_pid), "the reaper kills what the lost worker left running"
+    assert not process_running(command_pid), "the reaper kills what the lost worker left running"
     assert wait_finished(after, timeout=20).result == TaskResult.SUCCESS
 
 

@@ -1,6 +1,6 @@
 """The history purge (compat §6.4): policy parsing, selection, removal and the command.
 
-Selection tests run the pure `tasks_to_purge` on unsaved tasks; removal tests
+Selection tests run the pure `iter_tasks_to_purge` on unsaved tasks; removal tests
 create real rows and workspaces under a private data root.
 """
 
@@ -24,7 +24,6 @@ from tasks.history import (
     PurgePolicy,
     parse_purge_policy,
     purge_history,
-    tasks_to_purge,
     workspace_size,
 )
 from tasks.models import Task, TaskName, TaskResult, TaskState
@@ -109,6 +108,10 @@ def task(name: str = TaskName.ARTIFACT_BUILD, *, age: timedelta = timedelta(0), 
         submission=NOW - age,
         **fields,
     )
+
+
+def tasks_to_purge(tasks: list[Task], policy: PurgePolicy, **options) -> list[Task]:
+    return list(history.iter_tasks_to_purge(tasks, policy, **options))
 
 
 def select(tasks: list[Task], text: str, sizes: dict | None = None) -> list[Task]:

@@ -21,6 +21,7 @@ from tasks.runner import (
     process_group_alive,
     process_group_members,
 )
+from tests.workers import process_running
 
 
 @pytest.fixture
@@ -44,15 +45,6 @@ def frames_of(path: Path) -> list[tuple[int, bytes]]:
 
 def output_of(frames: list[tuple[int, bytes]]) -> bytes:
     return b"".join(payload for command, payload in frames if command == Command.BYTES)
-
-
-def running(pid: int) -> bool:
-    """Whether *pid* is a live (not zombie) process."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def wait_until(predicate, timeout: float = 10.0) -> None:
@@ -187,7 +179,7 @@ def test_timeout_kills_the_whole_process_group(journal, journal_path, tmp_path):
     assert isinstance(group, int) and cleared is None
     assert runner.current_group is None
     assert not process_group_alive(group)
-    assert not running(int(pid_file.read_text()))
+    assert not process_running(int(pid_file.read_text()))
 
 
 def test_default_timeout_applies(journal):
@@ -227,7 +219,7 @@ def test_a_background_child_holding_the_output_does_not_hang_the_task(journal, t
     start = time.monotonic()
     CommandRunner(journal).run(["sh", "-c", f"sleep 60 & echo $! > {pid_file}"], timeout=20)
     assert time.monotonic() - start < 10
-    assert not running(int(pid_file.read_text()))
+    assert not process_running(int(pid_file.read_text()))
 
 
 def test_the_command_environment_holds_none_of_the_servers_secrets(
@@ -305,7 +297,7 @@ def test_kill_process_group_kills_every_member():
         assert kill_process_group(process.pid) is True
         assert not process_group_alive(process.pid)
         assert process.wait(timeout=5) == -signal.SIGKILL
-        assert not any(running(pid) for pid in children)
+        assert not any(process_running(pid) for pid in children)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -315,7 +307,7 @@ def test_kill_process_group_kills_every_member():
 def test_a_group_of_zombies_is_not_alive_and_a_gone_group_is_killed():
     process = subprocess.Popen(["true"], start_new_session=True)
     # Not reaped yet: the leader stays as a zombie.
-    wait_until(lambda: not running(process.pid))
+    wait_until(lambda: not process_running(process.pid))
     assert Path(f"/proc/{process.pid}").exists()
     assert not process_group_alive(process.pid)
     assert kill_process_group(process.pid) is True

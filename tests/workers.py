@@ -138,6 +138,15 @@ def wait_running(task: Task, *, timeout: float = 30) -> Task:
     return Task.objects.get(pk=task.pk)
 
 
+def process_running(pid: int) -> bool:
+    """Whether *pid* is a live process (a zombie awaiting its parent counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
 def journal_frames(task: Task) -> list[tuple[int, bytes]]:
     with open(task.journal_path, "rb") as handle:
         return [(command, payload) for command, payload, _ in read_frames(handle)]
