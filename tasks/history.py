@@ -18,13 +18,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from registry.models import Instance
-from tasks.models import Task, TaskName, TaskState
+from tasks.models import Task, TaskName, TaskState, instance_workspaces_root
 
 logger = logging.getLogger(__name__)
 
@@ -183,11 +182,6 @@ def history_queryset(
     if artifact is not None:
         queryset = queryset.filter(artifact=artifact)
     return queryset.order_by("-submission", "-id")
-
-
-def instance_workspaces_root(instance_id: str) -> Path:
-    """The directory holding the workspaces of the instance (see `workspace_path`)."""
-    return Path(settings.FATBUILDR_DATA_DIR) / "workspaces" / instance_id
 
 
 def workspace_size(path: str | os.PathLike[str]) -> int:

@@ -160,6 +160,11 @@ class TaskLock(models.Model):
         return f"{'exclusive' if self.exclusive else 'shared'} {self.resource}"
 
 
+def instance_workspaces_root(instance_id: str) -> Path:
+    """The directory holding the workspaces of an instance's tasks."""
+    return Path(settings.FATBUILDR_DATA_DIR) / "workspaces" / instance_id
+
+
 def workspace_path(instance_id: str, task_id: uuid.UUID) -> Path:
     """Workspace of a task under the data root: workspaces/<instance>/<task>."""
-    return Path(settings.FATBUILDR_DATA_DIR) / "workspaces" / instance_id / str(task_id)
+    return instance_workspaces_root(instance_id) / str(task_id)
