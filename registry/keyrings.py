@@ -26,6 +26,8 @@ import gnupg
 from django.conf import settings
 
 from registry.models import Instance, Keyring, name_validator
+from tasks.engine import ACTIVE_STATES, Lock, submit
+from tasks.models import Task, TaskName
 
 PASSPHRASE_FILE = "passphrase"
 PASSPHRASE_LENGTH = 32
@@ -377,3 +379,34 @@ def renew_keyring(
 def armored_public_key(instance: Instance) -> str | None:
     """The armored public key served as keyring.asc, from the database; None without keyring."""
     return Keyring.objects.filter(instance=instance).values_list("public_key", flat=True).first()
+
+
+# --- Tasks ---------------------------------------------------------------------------------
+
+
+def keyring_lock(instance: Instance) -> Lock:
+    """Keyring changes of one instance run one at a time, in submission order."""
+    return Lock(f"keyring:{instance.pk}")
+
+
+def queue_keyring_creation(instance: Instance, *, user: str) -> Task | None:
+    """Queue the `keyring creation` task of an instance that has no keyring and none on the
+    way; None when there is nothing to do."""
+    on_the_way = instance.tasks.filter(
+        name=TaskName.KEYRING_CREATION, state__in=ACTIVE_STATES
+    ).exists()
+    if Keyring.objects.filter(instance=instance).exists() or on_the_way:
+        return None
+    return submit(instance, TaskName.KEYRING_CREATION, user=user, locks=[keyring_lock(instance)])
+
+
+def queue_keyring_renewal(instance: Instance, duration: str, *, user: str) -> Task:
+    """Queue a `keyring renewal` task, after checking *duration*."""
+    validate_duration(duration)
+    return submit(
+        instance,
+        TaskName.KEYRING_RENEWAL,
+        user=user,
+        locks=[keyring_lock(instance)],
+        duration=duration,
+    )

@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -36,7 +36,7 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, 
 from django.utils import timezone
 
 from registry.models import Instance
-from tasks.models import Task, TaskLock, TaskName, TaskResult, TaskState
+from tasks.models import Task, TaskLock, TaskResult, TaskState
 from tasks.runner import CommandError, CommandRunner, JournalWriter, kill_process_group
 
 logger = logging.getLogger(__name__)
@@ -445,25 +445,3 @@ def redispatch_pending(limit: int = 1000) -> list[Task]:
     for task in sent:
         dispatch(task)
     return sent
-
-
-def queue_keyring_creation(instances: Iterable[Instance], *, user: str) -> list[Task]:
-    """Queue a keyring creation for each instance without a keyring or one on the way."""
-    queued = []
-    for instance in instances:
-        has_one = (
-            hasattr(instance, "keyring")
-            or instance.tasks.filter(
-                name=TaskName.KEYRING_CREATION, state__in=ACTIVE_STATES
-            ).exists()
-        )
-        if not has_one:
-            queued.append(
-                submit(
-                    instance,
-                    TaskName.KEYRING_CREATION,
-                    user=user,
-                    locks=[Lock(f"keyring:{instance.pk}")],
-                )
-            )
-    return queued

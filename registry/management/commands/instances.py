@@ -9,9 +9,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from registry.instance_files import InstanceFileError
+from registry.keyrings import queue_keyring_creation
 from registry.selectors import list_instances
 from registry.services import load_instance_file
-from tasks.engine import queue_keyring_creation
 
 
 class Command(BaseCommand):
@@ -42,7 +42,8 @@ class Command(BaseCommand):
                 self.stderr.write(self.style.ERROR(str(error)))
                 continue
             self.stdout.write(f"instance {instance.id}: {outcome} from {path}")
-            for task in queue_keyring_creation([instance], user=getpass.getuser()):
+            task = queue_keyring_creation(instance, user=getpass.getuser())
+            if task is not None:
                 self.stdout.write(
                     f"instance {instance.id}: keyring creation queued (task {task.pk})"
                 )

@@ -4,11 +4,15 @@ import getpass
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry.keyrings import KeyDetails, KeyringError, keyring_info, validate_duration
+from registry.keyrings import (
+    KeyDetails,
+    KeyringError,
+    keyring_info,
+    queue_keyring_renewal,
+    validate_duration,
+)
 from registry.models import Instance
 from registry.selectors import get_instance
-from tasks.engine import Lock, submit
-from tasks.models import TaskName
 
 
 def _expiry(key: KeyDetails) -> str:
@@ -73,11 +77,5 @@ class Command(BaseCommand):
         except KeyringError as error:
             raise CommandError(str(error)) from error
         instance = self._instance(instance_id)
-        task = submit(
-            instance,
-            TaskName.KEYRING_RENEWAL,
-            user=user or getpass.getuser(),
-            locks=[Lock(f"keyring:{instance.id}")],
-            duration=duration,
-        )
+        task = queue_keyring_renewal(instance, duration, user=user or getpass.getuser())
         self.stdout.write(f"Submitted keyring renewal task {task.id}")
