@@ -1,6 +1,8 @@
-"""Task handlers of the instance keyrings (compat §9), run by the workers."""
+"""Task handlers of the instance keyrings (compat §9) and registries, run by the workers."""
 
-from registry import keyrings
+from registry import keyrings, publishing
+from registry.publishing import Target
+from registry.signing import SigningError
 from tasks.engine import TaskContext, TaskFailure, handler
 from tasks.models import TaskName
 
@@ -27,4 +29,21 @@ def renew_keyring(context: TaskContext) -> None:
             context.instance, context.task.duration, log=context.log, run=context.run
         )
     except keyrings.KeyringError as error:
+        raise TaskFailure(str(error)) from error
+
+
+@handler(TaskName.ARTIFACT_DELETION)
+def delete_artifact(context: TaskContext) -> None:
+    task = context.task
+    target = Target(context.instance, task.format, task.distribution, task.derivative)
+    try:
+        publishing.delete(
+            target,
+            task.artifact,
+            task.artifact_architecture,
+            task.artifact_version,
+            run=context.run,
+            log=context.log,
+        )
+    except (publishing.PublishError, SigningError) as error:
         raise TaskFailure(str(error)) from error

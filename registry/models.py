@@ -223,6 +223,9 @@ class Artifact(models.Model):
     architecture = models.CharField(max_length=32)
     version = models.CharField(max_length=255)
     size = models.BigIntegerField(default=0)
+    # The source package name a binary says it comes from: links it to a source
+    # published before or after it.
+    source_name = models.CharField(max_length=255, blank=True, default="")
     source = models.ForeignKey(
         "self",
         on_delete=models.SET_NULL,
@@ -242,6 +245,8 @@ class Artifact(models.Model):
         indexes = [
             # search.json: case-sensitive substring match on names (LIKE '%term%').
             GinIndex(fields=["name"], name="artifact_name_trgm", opclasses=["gin_trgm_ops"]),
+            # Publishing links the binaries of a source by name.
+            models.Index(fields=["derivative", "source_name"], name="artifact_source_name"),
             # Derivative listing: the rows in listing order with every listed column, so
             # PostgreSQL reads them from the index instead of sorting the whole derivative.
             models.Index(

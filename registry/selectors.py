@@ -145,10 +145,10 @@ def derivative_artifacts(
     return _artifact_dicts(rows)
 
 
-def artifact_description(
+def find_artifact(
     instance: Instance, fmt: str, distribution: str, derivative: str, architecture: str, name: str
-) -> dict[str, Any]:
-    """The ArtifactDescription: binaries for a source; source and content for a binary."""
+) -> Artifact:
+    """One indexed artifact, with its source; RegistryLookupError naming the missing level."""
     _check_format(instance, fmt)
     # One query through the whole path; the levels are looked up only to tell what is missing.
     artifact = (
@@ -169,6 +169,14 @@ def artifact_description(
             f"Artifact {name} with architecture {architecture} not found in {fmt} registry "
             f"for distribution {distribution} and derivative {derivative}"
         )
+    return artifact
+
+
+def artifact_description(
+    instance: Instance, fmt: str, distribution: str, derivative: str, architecture: str, name: str
+) -> dict[str, Any]:
+    """The ArtifactDescription: binaries for a source; source and content for a binary."""
+    artifact = find_artifact(instance, fmt, distribution, derivative, architecture, name)
     changelog = [
         {"version": version, "author": author, "date": date, "changes": changes}
         for version, author, date, changes in artifact.changelog.order_by("position").values_list(

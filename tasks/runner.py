@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol, TextIO
 
 from tasks.journal import Command, encode_frame, log_frame
 
@@ -37,6 +38,31 @@ class CommandError(Exception):
     def __init__(self, message: str, *, output_tail: str = "") -> None:
         super().__init__(message)
         self.output_tail = output_tail
+
+
+class OutputSink(Protocol):
+    """Where a CommandRunner reports: a task journal, or a terminal."""
+
+    def log(self, message: str, level: int = logging.INFO) -> None: ...
+
+    def output(self, data: bytes) -> None: ...
+
+
+class ConsoleOutput:
+    """An OutputSink for management commands: log lines and command output on a terminal."""
+
+    def __init__(self, stream: TextIO, *, verbose: bool = True) -> None:
+        self.stream = stream
+        self.verbose = verbose
+
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        self.stream.write(message + "\n")
+        self.stream.flush()
+
+    def output(self, data: bytes) -> None:
+        if self.verbose:
+            self.stream.write(data.decode(errors="replace"))
+            self.stream.flush()
 
 
 class JournalWriter:
@@ -142,7 +168,7 @@ class CommandRunner:
 
     def __init__(
         self,
-        journal: JournalWriter,
+        journal: OutputSink,
         *,
         interrupted: Callable[[], str | None] = lambda: None,
         on_start: Callable[[int | None], None] = lambda pgid: None,

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from accounts.constants import Action
 from fatbuildr_site.api import InstanceAPIView
-from registry import keyrings, selectors
+from registry import keyrings, publishing, selectors
 from registry.pipelines import UnknownDerivative
 
 
@@ -116,9 +116,12 @@ class RegistryArtifactsView(RegistryLookupMixin, InstanceAPIView):
 
 
 class ArtifactView(RegistryLookupMixin, InstanceAPIView):
-    """`GET /{instance}/registry/{fmt}/{dist}/{derivative}/{architecture}/{artifact}.json`."""
+    """`/{instance}/registry/{fmt}/{dist}/{derivative}/{architecture}/{artifact}.json`:
+    GET describes an artifact, DELETE queues the deletion of one of its versions."""
 
-    permission_action = Action.VIEW_REGISTRY
+    @property
+    def permission_action(self) -> str:
+        return Action.EDIT_REGISTRY if self.request.method == "DELETE" else Action.VIEW_REGISTRY
 
     def get(
         self,
@@ -136,6 +139,35 @@ class ArtifactView(RegistryLookupMixin, InstanceAPIView):
                 self.instance, fmt, distribution, derivative, architecture, artifact
             )
         )
+
+    def delete(
+        self,
+        request: Request,
+        *,
+        fmt: str,
+        distribution: str,
+        derivative: str,
+        architecture: str,
+        artifact: str,
+        **kwargs,
+    ) -> Response:
+        version = request.query_params.get("version", "")
+        if not version:
+            raise exceptions.ValidationError("Missing version query parameter")
+        # Checked now, not by the worker: a wrong name or version (the literal
+        # placeholders sent by upstream's client, compat §2.8) is a clean 404.
+        row = selectors.find_artifact(
+            self.instance, fmt, distribution, derivative, architecture, artifact
+        )
+        if row.version != version:
+            raise exceptions.NotFound(
+                f"Artifact {artifact} version {version} with architecture {architecture} not "
+                f"found in {fmt} registry for distribution {distribution} and derivative "
+                f"{derivative}"
+            )
+        target = publishing.Target(self.instance, fmt, distribution, derivative)
+        task = publishing.queue_deletion(target, row, user=request.user.username or "anonymous")
+        return Response({"task": str(task.pk)})
 
 
 class SearchView(InstanceAPIView):

@@ -1,0 +1,625 @@
+"""The publish service: package files into signed registries, and the index in step.
+
+Every change to a registry (publish, delete, reindex) runs in one critical
+section per (instance, format, distribution): a PostgreSQL transaction that
+first takes an advisory lock, then changes the files with the real tools
+(reprepro; rpmsign + createrepo_c + gpg), then writes the index rows. What
+the index needs from the packages is read before the lock, so the section
+holds the lock only for the tools and a few queries.
+
+A crash between the file changes and the commit leaves the files ahead of the
+index. A marker file written before the files change and removed after the
+commit tells the next critical section on that distribution to rebuild its
+index from disk first; `manage.py registry reindex` does the same by hand.
+"""
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import connection, transaction
+
+from registry import indexing, signing
+from registry.constants import NOARCH_ARCHITECTURE, SOURCE_ARCHITECTURE, ArtifactFormat
+from registry.models import Artifact, Instance, RegistryDerivative
+from registry.packages import PackageError, PackageInfo, read_dsc, read_packages, read_rpms
+from registry.selectors import get_pipelines
+from registry.storage import (
+    deb_architecture,
+    fatbuildr_architecture,
+    format_root,
+    rpm_folder,
+)
+from tasks.engine import Lock, submit
+from tasks.models import Task, TaskName
+
+Log = Callable[..., None]
+Run = Callable[..., None]
+
+PUBLISHED_FORMATS = (ArtifactFormat.DEB, ArtifactFormat.RPM)
+READ_BATCH = 500
+
+
+class PublishError(Exception):
+    """A publication, deletion or reindex was refused or failed; the message says why."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where packages go: a derivative of a distribution of a format registry."""
+
+    instance: Instance
+    format: str
+    distribution: str
+    derivative: str
+
+    def __str__(self) -> str:
+        return f"{self.format} registry {self.distribution}/{self.derivative}"
+
+
+def check_target(target: Target) -> None:
+    """Refuse a target the instance pipelines do not declare."""
+    if target.format not in PUBLISHED_FORMATS:
+        raise PublishError(f"Format {target.format} has no registry to publish into")
+    pipelines = get_pipelines(target.instance)
+    if target.format not in pipelines.formats:
+        raise PublishError(f"Format {target.format} not supported by instance pipelines")
+    distribution = pipelines.distribution(target.distribution)
+    if distribution is None or distribution.format != target.format:
+        raise PublishError(
+            f"Distribution {target.distribution} not found in {target.format} pipelines"
+        )
+    if target.derivative not in pipelines.dist_derivatives(distribution):
+        raise PublishError(
+            f"Derivative {target.derivative} not found for distribution {target.distribution}"
+        )
+
+
+# --- The critical section ------------------------------------------------------------------
+
+
+def _advisory_lock(name: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name])
+
+
+def lock_names(instance_id: str, fmt: str, distribution: str) -> list[str]:
+    names = [f"registry:{instance_id}:{fmt}:{distribution}"]
+    if fmt == ArtifactFormat.DEB:
+        # reprepro keeps one database for all the distributions of a registry.
+        names.append(f"registry:{instance_id}:{fmt}")
+    return names
+
+
+def _marker(instance_id: str, fmt: str, distribution: str) -> Path:
+    return format_root(instance_id, fmt) / f".changing-{distribution}"
+
+
+@contextmanager
+def critical_section(
+    instance: Instance, fmt: str, distribution: str, *, log: Log, run: Run
+) -> Iterator[None]:
+    """Hold the registry lock of a distribution inside one transaction.
+
+    Repairs the index first when an earlier section died between its file
+    changes and its commit.
+    """
+    with transaction.atomic():
+        for name in lock_names(instance.pk, fmt, distribution):
+            _advisory_lock(name)
+        marker = _marker(instance.pk, fmt, distribution)
+        if marker.exists():
+            log(f"An earlier change of {fmt}/{distribution} did not finish: reindexing it first")
+            _reindex_distribution(instance, fmt, distribution, log=log, run=run)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        yield
+        transaction.on_commit(lambda: marker.unlink(missing_ok=True))
+
+
+# --- deb -----------------------------------------------------------------------------------
+
+# ${$architecture} is the index an entry is listed in (architecture-independent packages
+# are listed in every one), ${Architecture} the package's own field.
+LIST_FORMAT = "${$component}|${package}|${$architecture}|${Architecture}|${version}|${$filekey}\\n"
+
+
+@dataclass(frozen=True)
+class DebListing:
+    component: str
+    name: str
+    architecture: str  # Fatbuildr name
+    version: str
+    filekey: str
+
+
+class DebRepository:
+    """A reprepro base directory: `deb/{conf,db,dists,pool}`."""
+
+    def __init__(self, instance: Instance, *, run: Run, log: Log) -> None:
+        self.instance = instance
+        self.root = format_root(instance.pk, ArtifactFormat.DEB)
+        self.run = run
+        self.log = log
+
+    def _reprepro(self, *args: str) -> None:
+        self.run(
+            ["reprepro", "--basedir", str(self.root), *args],
+            env=signing.gpg_environment(self.instance.pk),
+        )
+
+    def distributions_conf(self) -> str:
+        """conf/distributions from the instance pipelines (upstream template)."""
+        pipelines = get_pipelines(self.instance)
+        architectures = [deb_architecture(a) for a in self.instance.pipeline_architectures()]
+        key = signing.signing_key(self.instance.pk)
+        stanzas = []
+        for distribution in pipelines.distributions:
+            if distribution.format != ArtifactFormat.DEB:
+                continue
+            components = pipelines.dist_derivatives(distribution)
+            stanzas.append(
+                f"Origin: {self.instance.name}\n"
+                f"Label: {self.instance.name}\n"
+                f"Codename: {distribution.name}\n"
+                f"Architectures: {' '.join([*architectures, 'source'])}\n"
+                f"Components: {' '.join(components)}\n"
+                f"Description: {self.instance.name} Deb {distribution.name} packages\n"
+                f"SignWith: {key}\n"
+            )
+        return "\n".join(stanzas)
+
+    def configure(self) -> None:
+        conf = self.root / "conf" / "distributions"
+        wanted = self.distributions_conf()
+        if conf.exists() and conf.read_text() == wanted:
+            return
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(conf, wanted)
+
+    def include(self, target: Target, paths: Sequence[Path]) -> None:
+        signing.preset_agent_passphrase(self.instance.pk)
+        common = ["--component", target.derivative]
+        changes = [p for p in paths if p.name.endswith(".changes")]
+        for path in changes:
+            # Builds name their own distribution; imports may not: the target decides.
+            self._reprepro(
+                *common,
+                "--ignore=wrongdistribution",
+                "--ignore=missingfile",
+                "include",
+                target.distribution,
+                str(path),
+            )
+        for path in (p for p in paths if p.name.endswith(".dsc")):
+            self._reprepro(*common, "includedsc", target.distribution, str(path))
+        debs = [str(p) for p in paths if p.name.endswith(".deb")]
+        if debs:
+            self._reprepro(*common, "includedeb", target.distribution, *debs)
+
+    def remove(self, target: Target, name: str, architecture: str) -> None:
+        signing.preset_agent_passphrase(self.instance.pk)
+        common = ["--component", target.derivative]
+        if architecture == SOURCE_ARCHITECTURE:
+            self._reprepro(*common, "removesrc", target.distribution, name)
+        elif architecture == NOARCH_ARCHITECTURE:
+            # Architecture-independent packages are in every architecture's index.
+            self._reprepro(*common, "--type", "deb", "remove", target.distribution, name)
+        else:
+            self._reprepro(
+                *common,
+                "--type",
+                "deb",
+                "--architecture",
+                deb_architecture(architecture),
+                "remove",
+                target.distribution,
+                name,
+            )
+
+    def listing(self, distribution: str, names: Iterable[str] | None = None) -> list[DebListing]:
+        """What reprepro holds for *names* (every package when None), noarch once."""
+        commands = [[]] if names is None else [[name] for name in sorted(set(names))]
+        rows: dict[tuple[str, str, str], DebListing] = {}
+        for extra in commands:
+            query = ["--list-format", LIST_FORMAT, "list", distribution, *extra]
+            output = _capture(["reprepro", "--basedir", str(self.root), *query])
+            for line in output.splitlines():
+                component, name, architecture, own, version, filekey = line.split("|", 5)
+                if architecture != "source" and own == "all":
+                    architecture = own
+                item = DebListing(
+                    component, name, fatbuildr_architecture(architecture), version, filekey
+                )
+                rows[(component, name, item.architecture)] = item
+        return list(rows.values())
+
+    def distributions_on_disk(self) -> list[str]:
+        dists = self.root / "dists"
+        return sorted(p.name for p in dists.iterdir() if p.is_dir()) if dists.is_dir() else []
+
+    def read(self, item: DebListing) -> PackageInfo:
+        path = self.root / item.filekey
+        if item.architecture == SOURCE_ARCHITECTURE:
+            return read_dsc(path)
+        return read_packages(ArtifactFormat.DEB, [path])[0]
+
+
+# --- rpm -----------------------------------------------------------------------------------
+
+
+def rpm_file_name(name: str, version: str, architecture: str) -> str:
+    """The canonical file name of an rpm in a repository (version is version-release)."""
+    suffix = "src" if architecture == SOURCE_ARCHITECTURE else architecture
+    return f"{name}-{version}.{suffix}.rpm"
+
+
+def _rpm_name_of(file_name: str) -> str | None:
+    # name-version-release.arch.rpm: version and release hold no dash.
+    stem = file_name.removesuffix(".rpm").rpartition(".")[0]
+    parts = stem.rsplit("-", 2)
+    return parts[0] if len(parts) == 3 else None
+
+
+class RpmRepository:
+    """`rpm/<distribution>/<derivative>/<arch>/{Packages,repodata}` with createrepo_c."""
+
+    def __init__(self, instance: Instance, *, run: Run, log: Log) -> None:
+        self.instance = instance
+        self.root = format_root(instance.pk, ArtifactFormat.RPM)
+        self.run = run
+        self.log = log
+
+    def folder(self, target: Target, architecture: str) -> Path:
+        return self.root / target.distribution / target.derivative / rpm_folder(architecture)
+
+    def folders_of(self, target: Target, architecture: str) -> list[Path]:
+        """Where a package goes: noarch ones into every architecture's repository."""
+        if architecture == NOARCH_ARCHITECTURE:
+            return [self.folder(target, a) for a in self.instance.pipeline_architectures()]
+        return [self.folder(target, architecture)]
+
+    def sign_packages(self, packages: Sequence[PackageInfo], staging: Path) -> dict[Path, Path]:
+        """Signed copies of the packages, by original path; the originals stay untouched."""
+        copies = {}
+        for package in packages:
+            copy = staging / rpm_file_name(package.name, package.version, package.architecture)
+            shutil.copyfile(package.path, copy)
+            copies[package.path] = copy
+        self.run(signing.rpmsign_command(self.instance.pk, list(copies.values())))
+        return copies
+
+    def remove_names(self, folders: Iterable[Path], names: set[str]) -> set[Path]:
+        """Delete the rpms of these package names; the folders that changed."""
+        changed = set()
+        for folder in folders:
+            packages = folder / "Packages"
+            if not packages.is_dir():
+                continue
+            with os.scandir(packages) as entries:
+                for entry in entries:
+                    if entry.name.endswith(".rpm") and _rpm_name_of(entry.name) in names:
+                        os.unlink(entry.path)
+                        changed.add(folder)
+        return changed
+
+    def add(self, folder: Path, signed: Path) -> None:
+        packages = folder / "Packages"
+        packages.mkdir(parents=True, exist_ok=True)
+        temporary = packages / f".{signed.name}.tmp"
+        shutil.copyfile(signed, temporary)
+        os.replace(temporary, packages / signed.name)
+
+    def refresh(self, folders: Iterable[Path]) -> None:
+        """Regenerate and sign the metadata of the repositories that changed."""
+        for folder in sorted(set(folders)):
+            (folder / "Packages").mkdir(parents=True, exist_ok=True)
+            self.run(["createrepo_c", "--update", "--no-database", "--quiet", str(folder)])
+            repomd = folder / "repodata" / "repomd.xml"
+            self.run(
+                signing.detach_sign_command(
+                    self.instance.pk, repomd, repomd.with_name("repomd.xml.asc")
+                )
+            )
+
+    def derivative_folders(self, target: Target) -> list[Path]:
+        base = self.root / target.distribution / target.derivative
+        return sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    def scan(self, distribution: str) -> dict[str, list[Path]]:
+        """Every rpm of a distribution on disk, by derivative."""
+        base = self.root / distribution
+        found: dict[str, list[Path]] = {}
+        if not base.is_dir():
+            return found
+        for derivative in sorted(p for p in base.iterdir() if p.is_dir()):
+            files = sorted(derivative.glob("*/Packages/*.rpm"))
+            if files:
+                found[derivative.name] = files
+        return found
+
+    def distributions_on_disk(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
+
+# --- Operations ----------------------------------------------------------------------------
+
+
+def publish(
+    target: Target, paths: Sequence[Path], *, run: Run, log: Log, workspace: Path | None = None
+) -> list[PackageInfo]:
+    """Publish package files into a registry and the index; the packages published.
+
+    deb accepts .changes (with the files it lists beside it), .deb and .dsc
+    (with its tarballs beside it); rpm accepts .rpm and .src.rpm. One version
+    of a package per distribution and derivative: a publication replaces it.
+    """
+    check_target(target)
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise PublishError("No package file to publish")
+    try:
+        packages = read_packages(target.format, paths)
+    except PackageError as error:
+        raise PublishError(str(error)) from error
+    _check_architectures(target, packages)
+    log(
+        f"Publishing {len(packages)} package(s) in {target}: "
+        + ", ".join(f"{p.name}_{p.version}_{p.architecture}" for p in packages)
+    )
+    section = critical_section(
+        target.instance, target.format, target.distribution, log=log, run=run
+    )
+    with tempfile.TemporaryDirectory(prefix="publish-", dir=workspace) as staging, section:
+        if target.format == ArtifactFormat.DEB:
+            packages = _publish_deb(target, paths, packages, run=run, log=log)
+        else:
+            _publish_rpm(target, packages, Path(staging), run=run, log=log)
+    log(f"Published in {target}")
+    return packages
+
+
+def _check_architectures(target: Target, packages: Sequence[PackageInfo]) -> None:
+    allowed = {SOURCE_ARCHITECTURE, NOARCH_ARCHITECTURE, *target.instance.pipeline_architectures()}
+    for package in packages:
+        if package.architecture not in allowed:
+            raise PublishError(
+                f"{package.path.name}: architecture {package.architecture} is not one of the "
+                f"instance pipelines ({', '.join(sorted(allowed))})"
+            )
+
+
+def _publish_deb(
+    target: Target, paths: Sequence[Path], packages: list[PackageInfo], *, run: Run, log: Log
+) -> list[PackageInfo]:
+    repository = DebRepository(target.instance, run=run, log=log)
+    repository.configure()
+    repository.include(target, paths)
+    # reprepro keeps a newer version already there rather than ours: index what it holds.
+    held = {
+        (item.name, item.architecture): item
+        for item in repository.listing(target.distribution, {p.name for p in packages})
+        if item.component == target.derivative
+    }
+    indexed = []
+    for package in packages:
+        item = held.get((package.name, package.architecture))
+        if item is None:
+            raise PublishError(f"reprepro did not register {package.path.name}")
+        if item.version != package.version:
+            log(
+                f"{package.name} {item.version} stays in {target}: reprepro does not replace "
+                f"it with older version {package.version}",
+                logging.WARNING,
+            )
+            package = repository.read(item)
+        indexed.append(package)
+    derivative = indexing.derivative_row(
+        target.instance, target.format, target.distribution, target.derivative
+    )
+    indexing.record_packages(derivative, indexed)
+    return indexed
+
+
+def _publish_rpm(
+    target: Target, packages: list[PackageInfo], staging: Path, *, run: Run, log: Log
+) -> None:
+    repository = RpmRepository(target.instance, run=run, log=log)
+    packages = indexing.unique_packages(packages)
+    signed = repository.sign_packages(packages, staging)
+    derivative = indexing.derivative_row(
+        target.instance, target.format, target.distribution, target.derivative
+    )
+    # Publishing a source replaces everything built from its previous version.
+    replaced: set[tuple[str, str]] = set()
+    for source_name in {p.source_name for p in packages}:
+        replaced.update(indexing.artifacts_of_source(derivative, source_name))
+    replaced.update((p.name, p.architecture) for p in packages)
+    names = {name for name, _ in replaced}
+    touched = repository.remove_names(
+        [repository.folder(target, SOURCE_ARCHITECTURE), *repository.derivative_folders(target)],
+        names,
+    )
+    for package in packages:
+        for folder in repository.folders_of(target, package.architecture):
+            repository.add(folder, signed[package.path])
+            touched.add(folder)
+    repository.refresh(touched)
+    indexing.record_packages(derivative, packages)
+    indexing.forget_artifacts(derivative, replaced - {(p.name, p.architecture) for p in packages})
+
+
+def delete(
+    target: Target, name: str, architecture: str, version: str, *, run: Run, log: Log
+) -> list[tuple[str, str]]:
+    """Remove one artifact version (a source with its binaries); what was removed."""
+    with critical_section(target.instance, target.format, target.distribution, log=log, run=run):
+        derivative = indexing.find_derivative(
+            target.instance, target.format, target.distribution, target.derivative
+        )
+        artifact = (
+            Artifact.objects.filter(derivative=derivative, name=name, architecture=architecture)
+            .only("version")
+            .first()
+            if derivative
+            else None
+        )
+        if artifact is None or artifact.version != version:
+            raise PublishError(
+                f"Artifact {name} version {version} with architecture {architecture} is not in "
+                f"{target}"
+            )
+        if architecture == SOURCE_ARCHITECTURE:
+            removed = indexing.artifacts_of_source(derivative, name)
+        else:
+            removed = [(name, architecture)]
+        log(f"Removing {', '.join(f'{n} ({a})' for n, a in removed)} from {target}")
+        if target.format == ArtifactFormat.DEB:
+            repository = DebRepository(target.instance, run=run, log=log)
+            repository.configure()
+            repository.remove(target, name, architecture)
+        else:
+            _delete_rpm(target, derivative, removed, run=run, log=log)
+        indexing.forget_artifacts(derivative, removed)
+    return removed
+
+
+def _delete_rpm(
+    target: Target,
+    derivative: RegistryDerivative,
+    removed: list[tuple[str, str]],
+    *,
+    run: Run,
+    log: Log,
+) -> None:
+    repository = RpmRepository(target.instance, run=run, log=log)
+    wanted = set(removed)
+    rows = Artifact.objects.filter(derivative=derivative, name__in={n for n, _ in wanted})
+    touched = set()
+    for name, architecture, version in rows.values_list("name", "architecture", "version"):
+        if (name, architecture) not in wanted:
+            continue
+        file_name = rpm_file_name(name, version, architecture)
+        for folder in repository.folders_of(target, architecture):
+            path = folder / "Packages" / file_name
+            if path.exists():
+                path.unlink()
+                touched.add(folder)
+    repository.refresh(touched)
+
+
+# --- Reindex -------------------------------------------------------------------------------
+
+
+def reindex(instance: Instance, *, run: Run, log: Log) -> dict[str, int]:
+    """Rebuild the whole index of an instance from its registries on disk; counts by format."""
+    counts = {}
+    for fmt in PUBLISHED_FORMATS:
+        repository = _repository(instance, fmt, run=run, log=log)
+        counts[str(fmt)] = 0
+        on_disk = set(repository.distributions_on_disk())
+        indexed = set(
+            instance.registry_formats.filter(name=fmt).values_list("distributions__name", flat=True)
+        ) - {None}
+        for distribution in sorted(on_disk | indexed):
+            with critical_section(instance, fmt, distribution, log=log, run=run):
+                counts[str(fmt)] += _reindex_distribution(
+                    instance, fmt, distribution, log=log, run=run
+                )
+    return counts
+
+
+def _repository(instance: Instance, fmt: str, *, run: Run, log: Log):
+    if fmt == ArtifactFormat.DEB:
+        return DebRepository(instance, run=run, log=log)
+    return RpmRepository(instance, run=run, log=log)
+
+
+def _reindex_distribution(
+    instance: Instance, fmt: str, distribution: str, *, log: Log, run: Run
+) -> int:
+    """Replace the index of one distribution with what is on disk (lock held)."""
+    indexing.clear_distribution(instance, fmt, distribution)
+    found: dict[str, list[PackageInfo]] = {}
+    if fmt == ArtifactFormat.DEB:
+        repository = DebRepository(instance, run=run, log=log)
+        if (repository.root / "db").is_dir() and distribution in repository.distributions_on_disk():
+            for item in repository.listing(distribution):
+                try:
+                    found.setdefault(item.component, []).append(repository.read(item))
+                except PackageError as error:
+                    log(f"Skipping {item.filekey}: {error}", logging.WARNING)
+    else:
+        repository = RpmRepository(instance, run=run, log=log)
+        for derivative, files in repository.scan(distribution).items():
+            for start in range(0, len(files), READ_BATCH):
+                try:
+                    found.setdefault(derivative, []).extend(
+                        read_rpms(files[start : start + READ_BATCH])
+                    )
+                except PackageError as error:
+                    log(f"Skipping rpm files of {derivative}: {error}", logging.WARNING)
+    total = 0
+    for derivative, packages in found.items():
+        row = indexing.derivative_row(instance, fmt, distribution, derivative)
+        indexing.record_packages(row, packages)
+        total += len(indexing.unique_packages(packages))
+    log(f"Indexed {total} artifact(s) of {fmt}/{distribution}")
+    return total
+
+
+# --- Helpers -------------------------------------------------------------------------------
+
+
+def _capture(command: list[str]) -> str:
+    """A read-only tool query (reprepro list): its output, PublishError when it fails."""
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise PublishError(f"{command[0]} failed: {error}") from error
+    if completed.returncode != 0:
+        raise PublishError(f"{command[0]} failed: {completed.stderr.strip()[-500:]}")
+    return completed.stdout
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+# --- Deletion tasks ------------------------------------------------------------------------
+
+
+def artifact_lock(target: Target, source_name: str) -> Lock:
+    """The task lock of an artifact: its builds and deletions run one at a time, in order."""
+    return Lock(
+        f"artifact:{target.instance.pk}:{target.format}:{target.distribution}:"
+        f"{target.derivative}:{source_name}"
+    )
+
+
+def queue_deletion(target: Target, artifact: Artifact, *, user: str) -> Task:
+    """Queue the `artifact deletion` task of one indexed artifact version."""
+    source_name = artifact.name if artifact.is_source else artifact.source_name or artifact.name
+    return submit(
+        target.instance,
+        TaskName.ARTIFACT_DELETION,
+        user=user,
+        locks=[artifact_lock(target, source_name)],
+        format=target.format,
+        distribution=target.distribution,
+        derivative=target.derivative,
+        artifact=artifact.name,
+        artifact_architecture=artifact.architecture,
+        artifact_version=artifact.version,
+        artifact_size=artifact.size,
+    )
