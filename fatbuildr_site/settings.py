@@ -251,3 +251,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=0, hour=FATBUILDR_TASKS_PURGE_HOUR),
     },
 }
+
+# --- Registry files served to apt and dnf (compat §1.7) ---------------------
+# Added with registry/api/files.py; see its docstring for the nginx location.
+
+# HTML listings of registry folders; false answers 403 "Access forbidden".
+FATBUILDR_REGISTRY_LISTING = env_bool("FATBUILDR_REGISTRY_LISTING", True)
+# Non-empty (e.g. "/_registry/"): downloads are handed to nginx with
+# X-Accel-Redirect: <prefix><instance>/<path>, once the view has checked the path.
+FATBUILDR_ACCEL_REDIRECT_PREFIX = os.environ.get("FATBUILDR_ACCEL_REDIRECT_PREFIX", "").strip()
+if FATBUILDR_ACCEL_REDIRECT_PREFIX:
+    if not FATBUILDR_ACCEL_REDIRECT_PREFIX.startswith("/"):
+        raise ImproperlyConfigured("FATBUILDR_ACCEL_REDIRECT_PREFIX must start with /.")
+    FATBUILDR_ACCEL_REDIRECT_PREFIX = FATBUILDR_ACCEL_REDIRECT_PREFIX.rstrip("/") + "/"

@@ -203,25 +203,22 @@ class DebRepository:
         if debs:
             self._reprepro(*common, "includedeb", target.distribution, *debs)
 
-    def remove(self, target: Target, name: str, architecture: str) -> None:
+    def remove(self, target: Target, keys: Sequence[tuple[str, str]]) -> None:
+        """Remove (name, architecture) packages: a source comes with all its binaries."""
         signing.preset_agent_passphrase(self.instance.pk)
         common = ["--component", target.derivative]
-        if architecture == SOURCE_ARCHITECTURE:
-            self._reprepro(*common, "removesrc", target.distribution, name)
-        elif architecture == NOARCH_ARCHITECTURE:
+        names = sorted({name for name, _ in keys})
+        if any(architecture == SOURCE_ARCHITECTURE for _, architecture in keys):
+            # Everything named here was built from that source (`removesrc` cannot be
+            # limited to one component).
+            self._reprepro(*common, "remove", target.distribution, *names)
+            return
+        for name, architecture in keys:
+            restriction = ["--type", "deb"]
             # Architecture-independent packages are in every architecture's index.
-            self._reprepro(*common, "--type", "deb", "remove", target.distribution, name)
-        else:
-            self._reprepro(
-                *common,
-                "--type",
-                "deb",
-                "--architecture",
-                deb_architecture(architecture),
-                "remove",
-                target.distribution,
-                name,
-            )
+            if architecture != NOARCH_ARCHITECTURE:
+                restriction += ["--architecture", deb_architecture(architecture)]
+            self._reprepro(*common, *restriction, "remove", target.distribution, name)
 
     def listing(self, distribution: str, names: Iterable[str] | None = None) -> list[DebListing]:
         """What reprepro holds for *names* (every package when None), noarch once."""
@@ -485,7 +482,7 @@ def delete(
         if target.format == ArtifactFormat.DEB:
             repository = DebRepository(target.instance, run=run, log=log)
             repository.configure()
-            repository.remove(target, name, architecture)
+            repository.remove(target, removed)
         else:
             _delete_rpm(target, derivative, removed, run=run, log=log)
         indexing.forget_artifacts(derivative, removed)

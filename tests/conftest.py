@@ -1,5 +1,7 @@
 """Shared fixtures: instances, clients (anonymous, with a token, with a role), URL modes."""
 
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,6 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Role
 from accounts.tokens import generate_token
+from registry import keyrings
 from registry.models import Instance
 from registry.services import load_instance_file
 from tests.workers import Worker, forget_test_queues, purge_test_queues
@@ -21,6 +24,44 @@ def default_instance(db) -> Instance:
     """The shipped default instance, loaded from instances/default.yml."""
     instance, _ = load_instance_file(path=REPO_ROOT / "instances" / "default.yml")
     return instance
+
+
+@pytest.fixture
+def data_dir(settings, monkeypatch, tmp_path) -> Path:
+    """A private data root for this test, seen by this process and the workers and web
+    servers it starts afterwards."""
+    data = tmp_path / "data"
+    data.mkdir()
+    settings.FATBUILDR_DATA_DIR = data
+    monkeypatch.setenv("FATBUILDR_DATA_DIR", str(data))
+    return data
+
+
+# Keyring homes made once per run, copied into each test's data root: key generation
+# is the slow part of a registry test.
+_keyring_templates: dict[str, Path] = {}
+
+
+@pytest.fixture
+def signed_instance(default_instance, data_dir, settings, tmp_path_factory) -> Iterator[Instance]:
+    """The default instance with a real keyring (RSA 2048, for speed) on a private data root,
+    so that its registries can be signed. Its gpg-agent is stopped afterwards."""
+    home = keyrings.keyring_home(default_instance.pk)
+    template = _keyring_templates.get(default_instance.pk)
+    if template is None:
+        settings.FATBUILDR_KEYRING_KEY_SIZE = 2048
+        keyrings.create_keyring(default_instance, log=lambda *args, **kwargs: None)
+        template = tmp_path_factory.mktemp("keyring") / "home"
+        # Without the agent's sockets: each copy gets its own agent.
+        shutil.copytree(home, template, ignore=shutil.ignore_patterns("S.*"))
+        _keyring_templates[default_instance.pk] = template
+    else:
+        shutil.copytree(template, home, dirs_exist_ok=True)
+        keyrings.sync_keyring_record(default_instance)
+    yield default_instance
+    subprocess.run(
+        ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, timeout=30
+    )
 
 
 @pytest.fixture

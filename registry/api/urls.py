@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from registry.api import views
+from registry.api import files, views
 
 SEGMENT = r"[^/]+"
 
@@ -40,4 +40,10 @@ instance_urlpatterns = [
     ),
     re_path(r"^search\.json$", views.SearchView.as_view(), name="search"),
     re_path(r"^keyring\.asc$", views.KeyringView.as_view(), name="keyring"),
+    # Last: the registry folders themselves, for apt and dnf (compat §1.7).
+    re_path(
+        r"^(?P<path>(?:deb|rpm|osi)(?:/[\s\S]*)?)$",
+        files.RegistryFileView.as_view(),
+        name="registry-file",
+    ),
 ]
