@@ -7,11 +7,13 @@ keyring's gpg-agent (as upstream `load_agent` does), sent on the agent's
 standard input, never on a command line.
 """
 
+import functools
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from registry import keyrings
+from registry.models import Keyring
 from tasks.runner import command_environment
 
 Run = Callable[..., None]
@@ -31,15 +33,26 @@ def gpg_environment(instance_id: str) -> dict[str, str]:
 
 
 def signing_key(instance_id: str) -> str:
-    """The signing subkey fingerprint; raises SigningError without a keyring."""
-    if not keyrings.has_keyring(instance_id):
+    """The signing subkey fingerprint; raises SigningError without a keyring.
+
+    Read from the Keyring row (written whenever gpg changes the keyring): one
+    query instead of two gpg runs on every publication.
+    """
+    fingerprint = (
+        Keyring.objects.filter(instance_id=instance_id)
+        .values_list("subkey_fingerprint", flat=True)
+        .first()
+    )
+    if not fingerprint:
         raise SigningError(
             f"Instance {instance_id} has no keyring yet: registries cannot be signed"
         )
-    return keyrings.signing_subkey_fingerprint(instance_id)
+    return fingerprint
 
 
+@functools.lru_cache(maxsize=64)
 def _keygrip(instance_id: str, fingerprint: str) -> str:
+    # A key's keygrip never changes: asked of gpg once per process and key.
     listing = _agent_call(
         instance_id,
         ["gpg", "--batch", "--with-colons", "--with-keygrip", "--list-secret-keys", fingerprint],
