@@ -195,6 +195,32 @@ class RegistryDerivative(models.Model):
         return f"{self.distribution}/{self.name}"
 
 
+class RegistryRevision(models.Model):
+    """The last committed change of a registry distribution.
+
+    A change writes a marker file holding its token before touching the files,
+    and commits its token here with the index rows. A marker whose token is not
+    the committed one belongs to a change that died in between: its index must
+    be rebuilt from disk.
+    """
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="+")
+    format = models.CharField(max_length=8, choices=ArtifactFormat.choices)
+    distribution = models.CharField(max_length=64)
+    token = models.UUIDField()
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "format", "distribution"], name="registry_revision_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instance_id}/{self.format}/{self.distribution}: {self.token}"
+
+
 def sources_last() -> Case:
     """Sort key of registry listings: binaries (0) before sources (1).
 

@@ -8,9 +8,11 @@ the index needs from the packages is read before the lock, so the section
 holds the lock only for the tools and a few queries.
 
 A crash between the file changes and the commit leaves the files ahead of the
-index. A marker file written before the files change and removed after the
-commit tells the next critical section on that distribution to rebuild its
-index from disk first; `manage.py registry reindex` does the same by hand.
+index. Each section writes its token in a marker file before the files
+change, and commits the same token in a RegistryRevision row with the index:
+a section that finds a marker token that was never committed rebuilds that
+distribution's index from disk first. `manage.py registry reindex` rebuilds
+everything by hand.
 """
 
 import logging
@@ -18,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +30,7 @@ from django.db import connection, transaction
 
 from registry import indexing, signing
 from registry.constants import NOARCH_ARCHITECTURE, SOURCE_ARCHITECTURE, ArtifactFormat
-from registry.models import Artifact, Instance, RegistryDerivative
+from registry.models import Artifact, Instance, RegistryDerivative, RegistryRevision
 from registry.packages import PackageError, PackageInfo, read_dsc, read_packages, read_rpms
 from registry.selectors import get_pipelines
 from registry.storage import (
@@ -101,6 +104,25 @@ def _marker(instance_id: str, fmt: str, distribution: str) -> Path:
     return format_root(instance_id, fmt) / f".changing-{distribution}"
 
 
+def _died_before_commit(instance: Instance, fmt: str, distribution: str, marker: Path) -> bool:
+    """Whether the last change that started on this distribution did not commit.
+
+    The marker holds the token of the last change that started; the revision
+    row the token of the last one that committed. The marker stays after a
+    commit: removing it after the commit could race with the next change.
+    """
+    try:
+        token = marker.read_text().strip()
+    except FileNotFoundError:
+        return False
+    committed = (
+        RegistryRevision.objects.filter(instance=instance, format=fmt, distribution=distribution)
+        .values_list("token", flat=True)
+        .first()
+    )
+    return str(committed) != token
+
+
 @contextmanager
 def critical_section(
     instance: Instance, fmt: str, distribution: str, *, log: Log, run: Run
@@ -114,13 +136,16 @@ def critical_section(
         for name in lock_names(instance.pk, fmt, distribution):
             _advisory_lock(name)
         marker = _marker(instance.pk, fmt, distribution)
-        if marker.exists():
+        if _died_before_commit(instance, fmt, distribution, marker):
             log(f"An earlier change of {fmt}/{distribution} did not finish: reindexing it first")
             _reindex_distribution(instance, fmt, distribution, log=log, run=run)
+        token = str(uuid.uuid4())
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+        _write_atomically(marker, token)
         yield
-        transaction.on_commit(lambda: marker.unlink(missing_ok=True))
+        RegistryRevision.objects.update_or_create(
+            instance=instance, format=fmt, distribution=distribution, defaults={"token": token}
+        )
 
 
 # --- deb -----------------------------------------------------------------------------------
@@ -372,14 +397,21 @@ def publish(
         f"Publishing {len(packages)} package(s) in {target}: "
         + ", ".join(f"{p.name}_{p.version}_{p.architecture}" for p in packages)
     )
-    section = critical_section(
-        target.instance, target.format, target.distribution, log=log, run=run
-    )
-    with tempfile.TemporaryDirectory(prefix="publish-", dir=workspace) as staging, section:
+    with tempfile.TemporaryDirectory(prefix="publish-", dir=workspace) as staging:
         if target.format == ArtifactFormat.DEB:
-            packages = _publish_deb(target, paths, packages, run=run, log=log)
+            with critical_section(
+                target.instance, target.format, target.distribution, log=log, run=run
+            ):
+                packages = _publish_deb(target, paths, packages, run=run, log=log)
         else:
-            _publish_rpm(target, packages, Path(staging), run=run, log=log)
+            # Signing touches only copies in the staging folder: outside the lock.
+            repository = RpmRepository(target.instance, run=run, log=log)
+            packages = indexing.unique_packages(packages)
+            signed = repository.sign_packages(packages, Path(staging))
+            with critical_section(
+                target.instance, target.format, target.distribution, log=log, run=run
+            ):
+                _publish_rpm(target, repository, packages, signed)
     log(f"Published in {target}")
     return packages
 
@@ -427,11 +459,11 @@ def _publish_deb(
 
 
 def _publish_rpm(
-    target: Target, packages: list[PackageInfo], staging: Path, *, run: Run, log: Log
+    target: Target,
+    repository: RpmRepository,
+    packages: list[PackageInfo],
+    signed: dict[Path, Path],
 ) -> None:
-    repository = RpmRepository(target.instance, run=run, log=log)
-    packages = indexing.unique_packages(packages)
-    signed = repository.sign_packages(packages, staging)
     derivative = indexing.derivative_row(
         target.instance, target.format, target.distribution, target.derivative
     )
