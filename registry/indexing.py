@@ -8,6 +8,8 @@ registry.
 
 from collections.abc import Iterable
 
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+
 from registry.models import (
     Artifact,
     ChangelogEntry,
@@ -100,31 +102,21 @@ def record_packages(derivative: RegistryDerivative, packages: Iterable[PackageIn
         ],
         batch_size=2000,
     )
-    _link_sources(derivative, {p.name for p in packages if p.is_source})
-    _link_binaries(derivative, [row for row in rows if row.architecture != "src"])
-
-
-def _link_sources(derivative: RegistryDerivative, source_names: set[str]) -> None:
-    # Binaries published before their source (imports) find it now.
-    for source in Artifact.objects.filter(
-        derivative=derivative, architecture="src", name__in=source_names
-    ):
-        Artifact.objects.filter(derivative=derivative, source_name=source.name).exclude(
-            architecture="src"
-        ).update(source=source)
-
-
-def _link_binaries(derivative: RegistryDerivative, binaries: list[Artifact]) -> None:
-    by_source: dict[str, list[int]] = {}
-    for row in binaries:
-        by_source.setdefault(row.source_name, []).append(row.pk)
-    sources = dict(
-        Artifact.objects.filter(
-            derivative=derivative, architecture="src", name__in=by_source
-        ).values_list("name", "pk")
+    # Binaries published here find their source, and binaries published before
+    # their source (imports) find it now: one UPDATE for all of them.
+    source_names = {p.name for p in packages if p.is_source}
+    binaries = Artifact.objects.filter(derivative=derivative).exclude(architecture="src")
+    _link_to_sources(
+        derivative,
+        binaries.filter(Q(pk__in=[row.pk for row in rows]) | Q(source_name__in=source_names)),
     )
-    for source_name, ids in by_source.items():
-        Artifact.objects.filter(pk__in=ids).update(source_id=sources.get(source_name))
+
+
+def _link_to_sources(derivative: RegistryDerivative, binaries: QuerySet[Artifact]) -> None:
+    source = Artifact.objects.filter(
+        derivative=derivative, architecture="src", name=OuterRef("source_name")
+    ).values("pk")[:1]
+    binaries.update(source_id=Subquery(source))
 
 
 def forget_artifacts(derivative: RegistryDerivative, keys: Iterable[ArtifactKey]) -> None:

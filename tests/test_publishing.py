@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from registry import indexing, publishing
 from registry.models import Artifact, RegistryFormat
@@ -573,3 +575,22 @@ def test_deletion_task_runs_the_deletion(signed_instance, debs, tools, editor, s
     assert task.result == TaskResult.FAILED
     assert "hello-fb-data version 1.0-2 with architecture noarch is not in" in task.error
     assert Artifact.objects.count() == 2
+
+
+@pytest.mark.parametrize("fmt", ["deb", "rpm"])
+def test_publication_queries_do_not_grow_with_the_registry(signed_instance, debs, rpms, tools, fmt):
+    target = deb_target(signed_instance) if fmt == "deb" else rpm_target(signed_instance)
+    files = [debs["2"].changes] if fmt == "deb" else rpm_files(rpms["2"])
+    publishing.publish(target, files, **tools)  # the first one creates the registry
+    derivative = indexing.derivative_row(signed_instance, fmt, target.distribution, "main")
+    counts = []
+    for existing in (10, 1000):
+        Artifact.objects.filter(name__startswith="other-").delete()
+        Artifact.objects.bulk_create(
+            Artifact(derivative=derivative, name=f"other-{i}", architecture="noarch", version="1")
+            for i in range(existing)
+        )
+        with CaptureQueriesContext(connection) as queries:
+            publishing.publish(target, files, **tools)
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
