@@ -150,11 +150,16 @@ def clear_distribution(instance: Instance, fmt: str, distribution: str) -> None:
     RegistryFormat.objects.filter(instance=instance, name=fmt, distributions=None).delete()
 
 
-def artifacts_of_source(derivative: RegistryDerivative, source_name: str) -> list[ArtifactKey]:
-    """The source artifact and every binary built from it."""
+def artifacts_of_source(
+    derivative: RegistryDerivative, source_name: str, *, other_than: str | None = None
+) -> list[ArtifactKey]:
+    """The source artifact and every binary built from it (with *other_than*: only the
+    binaries of another version)."""
     binaries = Artifact.objects.filter(derivative=derivative, source_name=source_name).exclude(
         architecture="src"
     )
+    if other_than is not None:
+        return list(binaries.exclude(version=other_than).values_list("name", "architecture"))
     keys = list(binaries.values_list("name", "architecture"))
     if Artifact.objects.filter(
         derivative=derivative, name=source_name, architecture="src"

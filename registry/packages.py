@@ -61,6 +61,9 @@ class PackageInfo:
     content: list[ContentItem] = field(default_factory=list)
     # Every file that belongs to this package (a .dsc and its tarballs).
     files: list[Path] = field(default_factory=list)
+    # deb control fields reprepro needs (empty when the package has none).
+    section: str = ""
+    priority: str = ""
 
     @property
     def is_source(self) -> bool:
@@ -145,6 +148,8 @@ def read_deb(path: Path) -> PackageInfo:
         changelog=_changelog_items(str(changelog), path) if changelog else [],
         content=content,
         files=[path],
+        section=control.get("Section", ""),
+        priority=control.get("Priority", ""),
     )
 
 

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from debian.debian_support import Version
 from django.db import connection, transaction
 
 from registry import indexing, signing
@@ -208,11 +209,12 @@ class DebRepository:
         conf.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(conf, wanted)
 
-    def include(self, target: Target, paths: Sequence[Path]) -> None:
+    def include(
+        self, target: Target, paths: Sequence[Path], packages: Sequence[PackageInfo]
+    ) -> None:
         signing.preset_agent_passphrase(self.instance.pk)
         common = ["--component", target.derivative]
-        changes = [p for p in paths if p.name.endswith(".changes")]
-        for path in changes:
+        for path in (p for p in paths if p.name.endswith(".changes")):
             # Builds name their own distribution; imports may not: the target decides.
             self._reprepro(
                 *common,
@@ -224,9 +226,19 @@ class DebRepository:
             )
         for path in (p for p in paths if p.name.endswith(".dsc")):
             self._reprepro(*common, "includedsc", target.distribution, str(path))
-        debs = [str(p) for p in paths if p.name.endswith(".deb")]
-        if debs:
-            self._reprepro(*common, "includedeb", target.distribution, *debs)
+        # reprepro refuses a .deb without section or priority (only recommended by
+        # Debian policy): those get Debian's defaults, the others keep their own.
+        debs = {p.path: p for p in packages}
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for path in (p for p in paths if p.name.endswith(".deb")):
+            defaults: tuple[str, ...] = ()
+            if not debs[path].section:
+                defaults += ("--section", "misc")
+            if not debs[path].priority:
+                defaults += ("--priority", "optional")
+            groups.setdefault(defaults, []).append(str(path))
+        for defaults, files in groups.items():
+            self._reprepro(*common, *defaults, "includedeb", target.distribution, *files)
 
     def remove(self, target: Target, keys: Sequence[tuple[str, str]]) -> None:
         """Remove (name, architecture) packages: a source comes with all its binaries."""
@@ -245,21 +257,19 @@ class DebRepository:
                 restriction += ["--architecture", deb_architecture(architecture)]
             self._reprepro(*common, *restriction, "remove", target.distribution, name)
 
-    def listing(self, distribution: str, names: Iterable[str] | None = None) -> list[DebListing]:
-        """What reprepro holds for *names* (every package when None), noarch once."""
-        commands = [[]] if names is None else [[name] for name in sorted(set(names))]
+    def listing(self, distribution: str) -> list[DebListing]:
+        """Every package reprepro holds for a distribution, noarch ones once."""
+        query = ["--list-format", LIST_FORMAT, "list", distribution]
+        output = _capture(["reprepro", "--basedir", str(self.root), *query])
         rows: dict[tuple[str, str, str], DebListing] = {}
-        for extra in commands:
-            query = ["--list-format", LIST_FORMAT, "list", distribution, *extra]
-            output = _capture(["reprepro", "--basedir", str(self.root), *query])
-            for line in output.splitlines():
-                component, name, architecture, own, version, filekey = line.split("|", 5)
-                if architecture != "source" and own == "all":
-                    architecture = own
-                item = DebListing(
-                    component, name, fatbuildr_architecture(architecture), version, filekey
-                )
-                rows[(component, name, item.architecture)] = item
+        for line in output.splitlines():
+            component, name, architecture, own, version, filekey = line.split("|", 5)
+            if architecture != "source" and own == "all":
+                architecture = own
+            item = DebListing(
+                component, name, fatbuildr_architecture(architecture), version, filekey
+            )
+            rows[(component, name, item.architecture)] = item
         return list(rows.values())
 
     def distributions_on_disk(self) -> list[str]:
@@ -282,11 +292,14 @@ def rpm_file_name(name: str, version: str, architecture: str) -> str:
     return f"{name}-{version}.{suffix}.rpm"
 
 
-def _rpm_name_of(file_name: str) -> str | None:
-    # name-version-release.arch.rpm: version and release hold no dash.
-    stem = file_name.removesuffix(".rpm").rpartition(".")[0]
+def _rpm_key_of(file_name: str) -> tuple[str, str] | None:
+    """(name, architecture) of name-version-release.arch.rpm (version and release hold no
+    dash), src for source packages."""
+    stem, _, architecture = file_name.removesuffix(".rpm").rpartition(".")
     parts = stem.rsplit("-", 2)
-    return parts[0] if len(parts) == 3 else None
+    if len(parts) != 3:
+        return None
+    return parts[0], SOURCE_ARCHITECTURE if architecture in ("src", "nosrc") else architecture
 
 
 class RpmRepository:
@@ -317,8 +330,8 @@ class RpmRepository:
         self.run(signing.rpmsign_command(self.instance.pk, list(copies.values())))
         return copies
 
-    def remove_names(self, folders: Iterable[Path], names: set[str]) -> set[Path]:
-        """Delete the rpms of these package names; the folders that changed."""
+    def remove_packages(self, folders: Iterable[Path], keys: set[tuple[str, str]]) -> set[Path]:
+        """Delete the rpms of these (name, architecture) packages; the folders that changed."""
         changed = set()
         for folder in folders:
             packages = folder / "Packages"
@@ -326,7 +339,7 @@ class RpmRepository:
                 continue
             with os.scandir(packages) as entries:
                 for entry in entries:
-                    if entry.name.endswith(".rpm") and _rpm_name_of(entry.name) in names:
+                    if entry.name.endswith(".rpm") and _rpm_key_of(entry.name) in keys:
                         os.unlink(entry.path)
                         changed.add(folder)
         return changed
@@ -431,31 +444,31 @@ def _publish_deb(
 ) -> list[PackageInfo]:
     repository = DebRepository(target.instance, run=run, log=log)
     repository.configure()
-    repository.include(target, paths)
-    # reprepro keeps a newer version already there rather than ours: index what it holds.
-    held = {
-        (item.name, item.architecture): item
-        for item in repository.listing(target.distribution, {p.name for p in packages})
-        if item.component == target.derivative
-    }
-    indexed = []
-    for package in packages:
-        item = held.get((package.name, package.architecture))
-        if item is None:
-            raise PublishError(f"reprepro did not register {package.path.name}")
-        if item.version != package.version:
-            log(
-                f"{package.name} {item.version} stays in {target}: reprepro does not replace "
-                f"it with older version {package.version}",
-                logging.WARNING,
-            )
-            package = repository.read(item)
-        indexed.append(package)
     derivative = indexing.derivative_row(
         target.instance, target.format, target.distribution, target.derivative
     )
-    indexing.record_packages(derivative, indexed)
-    return indexed
+    # The index is what reprepro holds (same lock, same transaction): it tells which
+    # packages reprepro will keep because the registry has a newer version.
+    held = {
+        (name, architecture): version
+        for name, architecture, version in Artifact.objects.filter(
+            derivative=derivative, name__in={p.name for p in packages}
+        ).values_list("name", "architecture", "version")
+    }
+    repository.include(target, paths, packages)
+    published = []
+    for package in packages:
+        current = held.get((package.name, package.architecture))
+        if current is not None and Version(current) > Version(package.version):
+            log(
+                f"{package.name} {current} stays in {target}: reprepro does not replace it "
+                f"with older version {package.version}",
+                logging.WARNING,
+            )
+        else:
+            published.append(package)
+    indexing.record_packages(derivative, published)
+    return published
 
 
 def _publish_rpm(
@@ -467,15 +480,16 @@ def _publish_rpm(
     derivative = indexing.derivative_row(
         target.instance, target.format, target.distribution, target.derivative
     )
-    # Publishing a source replaces everything built from its previous version.
-    replaced: set[tuple[str, str]] = set()
-    for source_name in {p.source_name for p in packages}:
-        replaced.update(indexing.artifacts_of_source(derivative, source_name))
-    replaced.update((p.name, p.architecture) for p in packages)
-    names = {name for name, _ in replaced}
-    touched = repository.remove_names(
+    # A package replaces its other version; a source also replaces what was built
+    # from its other versions (binaries it no longer builds go).
+    replaced = {(p.name, p.architecture) for p in packages}
+    for source in (p for p in packages if p.is_source):
+        replaced.update(
+            indexing.artifacts_of_source(derivative, source.name, other_than=source.version)
+        )
+    touched = repository.remove_packages(
         [repository.folder(target, SOURCE_ARCHITECTURE), *repository.derivative_folders(target)],
-        names,
+        replaced,
     )
     for package in packages:
         for folder in repository.folders_of(target, package.architecture):

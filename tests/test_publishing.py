@@ -190,7 +190,7 @@ def test_an_older_deb_keeps_the_newer_one_and_the_index_says_so(
     publishing.publish(deb_target(signed_instance), [debs["3"].changes], **tools)
     older = debs["2"].debs["hello-fb"]
     published = publishing.publish(deb_target(signed_instance), [older], **tools)
-    assert [p.version for p in published] == ["1.0-3"]
+    assert published == []
     assert any("stays in deb registry bookworm/main" in line for line in recorder.lines)
     description = anonymous_client.get(
         ARTIFACT.format(fmt="deb", dist="bookworm", deriv="main", arch="x86_64", name="hello-fb")
@@ -594,3 +594,59 @@ def test_publication_queries_do_not_grow_with_the_registry(signed_instance, debs
             publishing.publish(target, files, **tools)
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+def test_rpms_published_one_at_a_time_keep_each_other(signed_instance, rpms, tools):
+    built = rpms["2"]
+    for path in rpm_files(built):
+        publishing.publish(rpm_target(signed_instance), [path], **tools)
+    base = format_root("default", "rpm") / "el8" / "main"
+    assert sorted(p.name for p in base.glob("*/Packages/*.rpm")) == [
+        "hello-fb-1.0-2.src.rpm",
+        "hello-fb-1.0-2.x86_64.rpm",
+        "hello-fb-data-1.0-2.noarch.rpm",
+    ]
+    source = Artifact.objects.get(architecture="src")
+    assert set(source.binaries.values_list("name", flat=True)) == {"hello-fb", "hello-fb-data"}
+
+
+def rewrite_control(deb: Path, work: Path, edit) -> Path:
+    """A copy of *deb* whose control file went through *edit*."""
+    tree = work / f"tree-{deb.stem}"
+    subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
+    control = tree / "DEBIAN" / "control"
+    control.write_text(edit(control.read_text()))
+    rebuilt = work / f"edited-{deb.name}"
+    build = ["dpkg-deb", "--root-owner-group", "-b", str(tree), str(rebuilt)]
+    subprocess.run(build, check=True, capture_output=True)
+    return rebuilt
+
+
+def test_debs_without_section_or_priority_get_debian_defaults(signed_instance, tmp_path, tools):
+    bare, own = build_many_debs(tmp_path, 2, prefix="fields")
+    without = rewrite_control(
+        bare,
+        tmp_path,
+        lambda text: "".join(
+            line for line in text.splitlines(keepends=True)
+            if not line.startswith(("Section:", "Priority:"))
+        ),
+    )  # fmt: skip
+    kept = rewrite_control(
+        own,
+        tmp_path,
+        lambda text: text.replace("Section: misc", "Section: utils").replace(
+            "Priority: optional", "Priority: important"
+        ),
+    )
+    publishing.publish(deb_target(signed_instance), [without, kept], **tools)
+    packages = format_root("default", "deb") / "dists/bookworm/main/binary-amd64/Packages"
+    stanzas = {
+        stanza.split("\n")[0]: stanza
+        for stanza in packages.read_text().split("\n\n")
+        if stanza.strip()
+    }
+    assert "Section: misc" in stanzas["Package: fields-00001"]
+    assert "Priority: optional" in stanzas["Package: fields-00001"]
+    assert "Section: utils" in stanzas["Package: fields-00002"]
+    assert "Priority: important" in stanzas["Package: fields-00002"]

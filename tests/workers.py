@@ -180,14 +180,19 @@ class WebServer:
                 [str(REPO_ROOT / "scripts" / "serve")], cwd=REPO_ROOT, env=env, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-        wait_for(self._ready, timeout=30, message=f"web server on port {port}")
+        try:
+            wait_for(self._ready, timeout=30, message=f"web server on port {port}")
+        except BaseException:
+            self.stop()
+            raise
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
             raise RuntimeError(f"web server exited:\n{self.log_path.read_text()}")
         try:
             return requests.get(f"{self.url}/version", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or a first answer slower than the probe on a busy host.
             return False
 
     def stop(self) -> None:
