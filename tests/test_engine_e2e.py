@@ -161,9 +161,11 @@ def test_different_resources_run_in_parallel_same_resource_in_order(
         return shell(default_instance, f"{stamp} > {out}.tmp; sleep 1; {stamp} >> {out}.tmp; "
                      f"mv {out}.tmp {out}", lock)  # fmt: skip
 
-    first, second = timed("a", "build:a"), timed("b", "build:b")
+    # Workers first: a second worker still booting when the first has finished task a
+    # would make the two run one after the other.
     for _ in range(workers):
         start_worker(concurrency=2 // workers)
+    first, second = timed("a", "build:a"), timed("b", "build:b")
     for task in (first, second):
         assert wait_finished(task).result == TaskResult.SUCCESS
     (a_start, a_end), (b_start, b_end) = interval(tmp_path / "a"), interval(tmp_path / "b")
