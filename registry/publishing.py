@@ -165,14 +165,25 @@ class DebListing:
     filekey: str
 
 
-class DebRepository:
-    """A reprepro base directory: `deb/{conf,db,dists,pool}`."""
+class Repository:
+    """The registry of one format of an instance, changed through the tools with *run*."""
+
+    format: str
 
     def __init__(self, instance: Instance, *, run: Run, log: Log) -> None:
         self.instance = instance
-        self.root = format_root(instance.pk, ArtifactFormat.DEB)
+        self.root = format_root(instance.pk, self.format)
         self.run = run
         self.log = log
+
+    def distributions_on_disk(self) -> list[str]:
+        raise NotImplementedError
+
+
+class DebRepository(Repository):
+    """A reprepro base directory: `deb/{conf,db,dists,pool}`."""
+
+    format = ArtifactFormat.DEB
 
     def _reprepro(self, *args: str) -> None:
         self.run(
@@ -302,14 +313,10 @@ def _rpm_key_of(file_name: str) -> tuple[str, str] | None:
     return parts[0], SOURCE_ARCHITECTURE if architecture in ("src", "nosrc") else architecture
 
 
-class RpmRepository:
+class RpmRepository(Repository):
     """`rpm/<distribution>/<derivative>/<arch>/{Packages,repodata}` with createrepo_c."""
 
-    def __init__(self, instance: Instance, *, run: Run, log: Log) -> None:
-        self.instance = instance
-        self.root = format_root(instance.pk, ArtifactFormat.RPM)
-        self.run = run
-        self.log = log
+    format = ArtifactFormat.RPM
 
     def folder(self, target: Target, architecture: str) -> Path:
         return self.root / target.distribution / target.derivative / rpm_folder(architecture)
@@ -580,10 +587,9 @@ def reindex(instance: Instance, *, run: Run, log: Log) -> dict[str, int]:
     return counts
 
 
-def _repository(instance: Instance, fmt: str, *, run: Run, log: Log):
-    if fmt == ArtifactFormat.DEB:
-        return DebRepository(instance, run=run, log=log)
-    return RpmRepository(instance, run=run, log=log)
+def _repository(instance: Instance, fmt: str, *, run: Run, log: Log) -> Repository:
+    kind = DebRepository if fmt == ArtifactFormat.DEB else RpmRepository
+    return kind(instance, run=run, log=log)
 
 
 def _reindex_distribution(

@@ -20,15 +20,15 @@ from registry.publishing import PublishError, Target
 from registry.storage import format_root
 from tasks import engine
 from tasks.models import Task, TaskLock, TaskName, TaskResult
-from tasks.runner import CommandRunner, ConsoleOutput
+from tasks.runner import CommandRunner
 from tests.packages import build_deb, build_many_debs, build_rpm
 
 ARTIFACTS = "/default/registry/{fmt}/{dist}/{deriv}.json"
 ARTIFACT = "/default/registry/{fmt}/{dist}/{deriv}/{arch}/{name}.json"
 
 
-class Recorder(ConsoleOutput):
-    """Log lines kept for assertions; command output dropped."""
+class Recorder:
+    """An OutputSink keeping log lines for assertions and dropping command output."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
