@@ -69,7 +69,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import struct
 import subprocess
@@ -90,11 +89,11 @@ import requests
 if TYPE_CHECKING:
     from registry.models import Instance
     from tasks.models import Task
+    from tests.workers import WebServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CELERY = ROOT / ".venv" / "bin" / "celery"
 PYTHON = ROOT / ".venv" / "bin" / "python"
-SERVE = ROOT / "scripts" / "serve"
 
 BENCH_DB = "fatbuildr_bench_tasks"
 # Databases this script must never create, drop or write to.
@@ -159,12 +158,6 @@ def drop_database() -> None:
     assert BENCH_DB not in PROTECTED_DBS
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stop_group(process: subprocess.Popen, timeout: float = 15) -> None:
@@ -233,44 +226,10 @@ class Worker:
         stop_group(self.process)
 
 
-class WebServer:
-    """scripts/serve on a free local port, production settings."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = log_dir / "web.log"
-        server_env = dict(
-            env,
-            DJANGO_SETTINGS_MODULE="fatbuildr_site.settings",
-            FATBUILDR_BIND=f"127.0.0.1:{port}",
-        )
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [str(SERVE)], cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        try:
-            wait_until(self._ready, timeout=60, what=f"web server on port {port}")
-        except BaseException:
-            self.stop()
-            raise
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"web server exited:\n{self.log_path.read_text()}")
-        try:
-            return requests.get(f"{self.url}/version", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    def describe(self) -> str:
-        """The worker class gunicorn says it uses, if it says so."""
-        found = re.search(r"Using worker: (\S+)", self.log_path.read_text(errors="replace"))
-        return found.group(1) if found else "see scripts/serve"
-
-    def stop(self) -> None:
-        stop_group(self.process)
+def gunicorn_worker_class(server: WebServer) -> str:
+    """The worker class gunicorn says it uses, if it says so."""
+    found = re.search(r"Using worker: (\S+)", server.log_path.read_text(errors="replace"))
+    return found.group(1) if found else "see scripts/serve"
 
 
 def delete_queue_keys(queue: str) -> None:
@@ -630,6 +589,7 @@ def main() -> int:
         django.setup()
         from registry.services import load_instance_file
         from tasks.models import Task
+        from tests.workers import WebServer
 
         Task.objects.all().delete()
         instance, _ = load_instance_file(path=ROOT / "instances" / "default.yml")
@@ -641,12 +601,11 @@ def main() -> int:
         print(f"Start latency: {args.tasks} no-op tasks, one idle worker...", flush=True)
         start = measure_start_latency(instance, worker, args.tasks)
 
-        server = WebServer(env, temp)
+        # scripts/serve as in production (its default of two processes), this run's env.
+        server = WebServer(temp, workers=2, env=env, timeout=60)
         processes.append(server)
-        print(
-            f"Journal delay: {args.lines} lines through {server.url} ({server.describe()})...",
-            flush=True,
-        )
+        pool = gunicorn_worker_class(server)
+        print(f"Journal delay: {args.lines} lines through {server.url} ({pool})...", flush=True)
         delays = measure_journal_delay(instance, server, args.lines)
         server.stop()
         processes.remove(server)

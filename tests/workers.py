@@ -159,21 +159,36 @@ def journal_text(task: Task) -> str:
 
 
 class WebServer:
-    """The production web server (scripts/serve) on a free local port, against the test
-    database and data root."""
+    """The production web server (scripts/serve) on a free local port.
 
-    def __init__(self, log_dir: Path, *, workers: int = 1) -> None:
+    By default against the test database and data root; *env* (the benchmarks)
+    gives the whole environment instead.
+    """
+
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_dir / f"web-{port}.log"
-        env = dict(os.environ, DJANGO_SETTINGS_MODULE="fatbuildr_site.settings")
-        env.update(
-            DATABASE_URL=test_database_url(),
+        if env is None:
+            env = dict(
+                os.environ,
+                DATABASE_URL=test_database_url(),
+                FATBUILDR_DATA_DIR=str(settings.FATBUILDR_DATA_DIR),
+            )
+        env = dict(
+            env,
+            DJANGO_SETTINGS_MODULE="fatbuildr_site.settings",
             FATBUILDR_BIND=f"127.0.0.1:{port}",
             FATBUILDR_WEB_WORKERS=str(workers),
-            FATBUILDR_DATA_DIR=str(settings.FATBUILDR_DATA_DIR),
         )
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
@@ -181,7 +196,7 @@ class WebServer:
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         try:
-            wait_for(self._ready, timeout=30, message=f"web server on port {port}")
+            wait_for(self._ready, timeout=timeout, message=f"web server on port {port}")
         except BaseException:
             self.stop()
             raise
