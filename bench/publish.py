@@ -174,7 +174,7 @@ class Bench:
         root = format_root(self.instance.pk, fmt)
         env = signing.gpg_environment(self.instance.pk)
         if fmt == "deb":
-            repository = publishing.DebRepository(self.instance, run=self.runner.run, log=quiet)
+            repository = publishing.DebRepository(self.instance, run=self.runner.run)
             repository.configure()
             base = ["reprepro", "--basedir", root, "--component", "main"]
             for start in range(0, len(packages), FILL_CHUNK):

@@ -32,7 +32,14 @@ from django.db import connection, transaction
 from registry import indexing, signing
 from registry.constants import NOARCH_ARCHITECTURE, SOURCE_ARCHITECTURE, ArtifactFormat
 from registry.models import Artifact, Instance, RegistryDerivative, RegistryRevision
-from registry.packages import PackageError, PackageInfo, read_dsc, read_packages, read_rpms
+from registry.packages import (
+    PackageError,
+    PackageInfo,
+    read_deb,
+    read_dsc,
+    read_packages,
+    read_rpms,
+)
 from registry.selectors import get_pipelines
 from registry.storage import (
     deb_architecture,
@@ -170,11 +177,10 @@ class Repository:
 
     format: str
 
-    def __init__(self, instance: Instance, *, run: Run, log: Log) -> None:
+    def __init__(self, instance: Instance, *, run: Run) -> None:
         self.instance = instance
         self.root = format_root(instance.pk, self.format)
         self.run = run
-        self.log = log
 
     def distributions_on_disk(self) -> list[str]:
         raise NotImplementedError
@@ -289,9 +295,7 @@ class DebRepository(Repository):
 
     def read(self, item: DebListing) -> PackageInfo:
         path = self.root / item.filekey
-        if item.architecture == SOURCE_ARCHITECTURE:
-            return read_dsc(path)
-        return read_packages(ArtifactFormat.DEB, [path])[0]
+        return read_dsc(path) if item.architecture == SOURCE_ARCHITECTURE else read_deb(path)
 
 
 # --- rpm -----------------------------------------------------------------------------------
@@ -417,20 +421,19 @@ def publish(
         f"Publishing {len(packages)} package(s) in {target}: "
         + ", ".join(f"{p.name}_{p.version}_{p.architecture}" for p in packages)
     )
-    with tempfile.TemporaryDirectory(prefix="publish-", dir=workspace) as staging:
-        if target.format == ArtifactFormat.DEB:
-            with critical_section(
-                target.instance, target.format, target.distribution, log=log, run=run
-            ):
-                packages = _publish_deb(target, paths, packages, run=run, log=log)
-        else:
+    section = critical_section(
+        target.instance, target.format, target.distribution, log=log, run=run
+    )
+    if target.format == ArtifactFormat.DEB:
+        with section:
+            packages = _publish_deb(target, paths, packages, run=run, log=log)
+    else:
+        repository = RpmRepository(target.instance, run=run)
+        packages = indexing.unique_packages(packages)
+        with tempfile.TemporaryDirectory(prefix="publish-", dir=workspace) as staging:
             # Signing touches only copies in the staging folder: outside the lock.
-            repository = RpmRepository(target.instance, run=run, log=log)
-            packages = indexing.unique_packages(packages)
             signed = repository.sign_packages(packages, Path(staging))
-            with critical_section(
-                target.instance, target.format, target.distribution, log=log, run=run
-            ):
+            with section:
                 _publish_rpm(target, repository, packages, signed)
     log(f"Published in {target}")
     return packages
@@ -449,7 +452,7 @@ def _check_architectures(target: Target, packages: Sequence[PackageInfo]) -> Non
 def _publish_deb(
     target: Target, paths: Sequence[Path], packages: list[PackageInfo], *, run: Run, log: Log
 ) -> list[PackageInfo]:
-    repository = DebRepository(target.instance, run=run, log=log)
+    repository = DebRepository(target.instance, run=run)
     repository.configure()
     derivative = indexing.derivative_row(
         target.instance, target.format, target.distribution, target.derivative
@@ -533,7 +536,7 @@ def delete(
             removed = [(name, architecture)]
         log(f"Removing {', '.join(f'{n} ({a})' for n, a in removed)} from {target}")
         if target.format == ArtifactFormat.DEB:
-            repository = DebRepository(target.instance, run=run, log=log)
+            repository = DebRepository(target.instance, run=run)
             repository.configure()
             repository.remove(target, removed)
         else:
@@ -550,7 +553,7 @@ def _delete_rpm(
     run: Run,
     log: Log,
 ) -> None:
-    repository = RpmRepository(target.instance, run=run, log=log)
+    repository = RpmRepository(target.instance, run=run)
     wanted = set(removed)
     rows = Artifact.objects.filter(derivative=derivative, name__in={n for n, _ in wanted})
     touched = set()
@@ -573,7 +576,7 @@ def reindex(instance: Instance, *, run: Run, log: Log) -> dict[str, int]:
     """Rebuild the whole index of an instance from its registries on disk; counts by format."""
     counts = {}
     for fmt in PUBLISHED_FORMATS:
-        repository = _repository(instance, fmt, run=run, log=log)
+        repository = _repository(instance, fmt, run=run)
         counts[str(fmt)] = 0
         on_disk = set(repository.distributions_on_disk())
         indexed = set(
@@ -587,9 +590,9 @@ def reindex(instance: Instance, *, run: Run, log: Log) -> dict[str, int]:
     return counts
 
 
-def _repository(instance: Instance, fmt: str, *, run: Run, log: Log) -> Repository:
+def _repository(instance: Instance, fmt: str, *, run: Run) -> Repository:
     kind = DebRepository if fmt == ArtifactFormat.DEB else RpmRepository
-    return kind(instance, run=run, log=log)
+    return kind(instance, run=run)
 
 
 def _reindex_distribution(
@@ -599,7 +602,7 @@ def _reindex_distribution(
     indexing.clear_distribution(instance, fmt, distribution)
     found: dict[str, list[PackageInfo]] = {}
     if fmt == ArtifactFormat.DEB:
-        repository = DebRepository(instance, run=run, log=log)
+        repository = DebRepository(instance, run=run)
         if (repository.root / "db").is_dir() and distribution in repository.distributions_on_disk():
             for item in repository.listing(distribution):
                 try:
@@ -607,15 +610,12 @@ def _reindex_distribution(
                 except PackageError as error:
                     log(f"Skipping {item.filekey}: {error}", logging.WARNING)
     else:
-        repository = RpmRepository(instance, run=run, log=log)
+        repository = RpmRepository(instance, run=run)
         for derivative, files in repository.scan(distribution).items():
             for start in range(0, len(files), READ_BATCH):
-                try:
-                    found.setdefault(derivative, []).extend(
-                        read_rpms(files[start : start + READ_BATCH])
-                    )
-                except PackageError as error:
-                    log(f"Skipping rpm files of {derivative}: {error}", logging.WARNING)
+                found.setdefault(derivative, []).extend(
+                    _read_rpms_skipping_bad(files[start : start + READ_BATCH], log)
+                )
     total = 0
     for derivative, packages in found.items():
         row = indexing.derivative_row(instance, fmt, distribution, derivative)
@@ -626,6 +626,21 @@ def _reindex_distribution(
 
 
 # --- Helpers -------------------------------------------------------------------------------
+
+
+def _read_rpms_skipping_bad(files: list[Path], log: Log) -> list[PackageInfo]:
+    """A batch in one rpm query; when one file is unreadable, the others one by one, so
+    that it alone is left out of the index."""
+    try:
+        return read_rpms(files)
+    except PackageError:
+        packages = []
+        for path in files:
+            try:
+                packages.extend(read_rpms([path]))
+            except PackageError as error:
+                log(f"Skipping {path.name}: {error}", logging.WARNING)
+        return packages
 
 
 def _capture(command: list[str]) -> str:

@@ -298,7 +298,7 @@ def test_deleting_a_deb_binary_and_then_its_source(signed_instance, debs, tools)
     assert publishing.delete(target, "hello-fb-data", "noarch", "1.0-2", **tools) == [
         ("hello-fb-data", "noarch")
     ]
-    repository = publishing.DebRepository(signed_instance, **tools)
+    repository = publishing.DebRepository(signed_instance, run=tools["run"])
     assert {(i.name, i.architecture) for i in repository.listing("bookworm")} == {
         ("hello-fb", "x86_64"),
         ("hello-fb", "src"),
@@ -650,3 +650,16 @@ def test_debs_without_section_or_priority_get_debian_defaults(signed_instance, t
     assert "Priority: optional" in stanzas["Package: fields-00001"]
     assert "Section: utils" in stanzas["Package: fields-00002"]
     assert "Priority: important" in stanzas["Package: fields-00002"]
+
+
+def test_reindex_leaves_out_only_an_unreadable_rpm(signed_instance, rpms, tools, recorder):
+    publishing.publish(rpm_target(signed_instance), rpm_files(rpms["2"]), **tools)
+    packages = format_root("default", "rpm") / "el8" / "main" / "x86_64" / "Packages"
+    (packages / "broken-1.0-1.noarch.rpm").write_bytes(b"\xed\xab\xee\xdb not an rpm")
+    publishing.reindex(signed_instance, **tools)
+    assert set(Artifact.objects.values_list("name", "architecture")) == {
+        ("hello-fb", "x86_64"),
+        ("hello-fb-data", "noarch"),
+        ("hello-fb", "src"),
+    }
+    assert any(line.startswith("Skipping broken-1.0-1.noarch.rpm") for line in recorder.lines)
