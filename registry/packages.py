@@ -59,8 +59,6 @@ class PackageInfo:
     size: int
     changelog: list[ChangelogItem] = field(default_factory=list)
     content: list[ContentItem] = field(default_factory=list)
-    # Every file that belongs to this package (a .dsc and its tarballs).
-    files: list[Path] = field(default_factory=list)
     # deb control fields reprepro needs (empty when the package has none).
     section: str = ""
     priority: str = ""
@@ -147,7 +145,6 @@ def read_deb(path: Path) -> PackageInfo:
         size=path.stat().st_size,
         changelog=_changelog_items(str(changelog), path) if changelog else [],
         content=content,
-        files=[path],
         section=control.get("Section", ""),
         priority=control.get("Priority", ""),
     )
@@ -179,12 +176,11 @@ def read_dsc(path: Path) -> PackageInfo:
     name, version = dsc.get("Source", ""), dsc.get("Version", "")
     if not (name and version):
         raise PackageError(f"{path.name}: not a Debian source control file")
-    files = [path]
     changelog_text = None
     for entry in dsc.get("Files", []):
+        # Every file must be beside the .dsc (reprepro reads them from there).
         member = _sibling(path, entry["name"])
-        files.append(member)
-        if changelog_text is None and ".tar" in member.name and not member.name.count(".orig"):
+        if changelog_text is None and ".tar" in member.name and ".orig" not in member.name:
             changelog_text = _debian_changelog_from_tarball(member)
     return PackageInfo(
         path=path,
@@ -196,7 +192,6 @@ def read_dsc(path: Path) -> PackageInfo:
         # Upstream lists deb sources with size 0 (reprepro gives none).
         size=0,
         changelog=_changelog_items(changelog_text, path) if changelog_text else [],
-        files=files,
     )
 
 
@@ -312,7 +307,6 @@ def _parse_rpm_record(path: Path, record: str) -> PackageInfo:
         size=path.stat().st_size,
         changelog=changelog,
         content=content,
-        files=[path],
     )
 
 

@@ -9,14 +9,12 @@ standard input, never on a command line.
 
 import functools
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from registry import keyrings
 from registry.models import Keyring
 from tasks.runner import command_environment
-
-Run = Callable[..., None]
 
 AGENT_CONF = "gpg-agent.conf"
 AGENT_OPTION = "allow-preset-passphrase"
