@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "accounts",
     "registry",
     "tasks",
+    "builds",
 ]
 
 MIDDLEWARE = [
@@ -264,3 +265,31 @@ if FATBUILDR_ACCEL_REDIRECT_PREFIX:
     if not FATBUILDR_ACCEL_REDIRECT_PREFIX.startswith("/"):
         raise ImproperlyConfigured("FATBUILDR_ACCEL_REDIRECT_PREFIX must start with /.")
     FATBUILDR_ACCEL_REDIRECT_PREFIX = FATBUILDR_ACCEL_REDIRECT_PREFIX.rstrip("/") + "/"
+
+
+# --- Builds (issue 5; builds/) ----------------------------------------------
+
+# Build roots, one per (instance, format, environment, architecture).
+FATBUILDR_ENVS_DIR = Path(os.environ.get("FATBUILDR_ENVS_DIR", FATBUILDR_DATA_DIR / "envs"))
+# Downloaded artifact sources, per instance and artifact (compat §7.4).
+FATBUILDR_CACHE_DIR = Path(os.environ.get("FATBUILDR_CACHE_DIR", FATBUILDR_DATA_DIR / "cache"))
+# Debian mirror of the build roots; empty: the first one of this machine's apt sources.
+FATBUILDR_MIRROR = os.environ.get("FATBUILDR_MIRROR", "").strip()
+# Debian suite of the rpm build roots (no EL roots are reachable: rpm builds use
+# Debian's rpm toolchain); empty: this machine's suite.
+FATBUILDR_RPM_SUITE = os.environ.get("FATBUILDR_RPM_SUITE", "").strip()
+# Unprivileged uid and gid the builds run as inside their sandbox.
+FATBUILDR_BUILD_UID = int(os.environ.get("FATBUILDR_BUILD_UID", "64400"))
+# Limits on each uploaded or downloaded archive (tarball of the definition, sources).
+FATBUILDR_BUILD_ARCHIVE_MAX_SIZE = int(
+    os.environ.get("FATBUILDR_BUILD_ARCHIVE_MAX_SIZE", str(2 * 1024**3))
+)
+FATBUILDR_BUILD_ARCHIVE_MAX_MEMBERS = int(
+    os.environ.get("FATBUILDR_BUILD_ARCHIVE_MAX_MEMBERS", "100000")
+)
+# Largest build submission request body, uploads included.
+FATBUILDR_BUILD_UPLOAD_MAX_SIZE = int(
+    os.environ.get("FATBUILDR_BUILD_UPLOAD_MAX_SIZE", str(1024**3))
+)
+# Downloads of declared sources: seconds without data before giving up.
+FATBUILDR_SOURCE_DOWNLOAD_TIMEOUT = float(os.environ.get("FATBUILDR_SOURCE_DOWNLOAD_TIMEOUT", "60"))

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 
+from builds.api import urls as build_urls
 from registry.api import urls as registry_urls
 from registry.api import views as registry_views
 from tasks.api import urls as task_urls
@@ -16,7 +17,12 @@ handler500 = "fatbuildr_site.exceptions.server_error"
 
 def build_urlpatterns(mono_instance: bool) -> list[URLPattern | URLResolver]:
     """Every route, with or without the instance prefix."""
-    instance_patterns = registry_urls.instance_urlpatterns + task_urls.instance_urlpatterns
+    # Before the registry routes, which end with the catch-all of registry files.
+    instance_patterns = (
+        build_urls.instance_urlpatterns
+        + registry_urls.instance_urlpatterns
+        + task_urls.instance_urlpatterns
+    )
     patterns: list[URLPattern | URLResolver] = [
         path("admin/", admin.site.urls),
         path("version", registry_views.VersionView.as_view(), name="version"),

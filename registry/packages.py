@@ -150,7 +150,7 @@ def read_deb(path: Path) -> PackageInfo:
     )
 
 
-def _debian_changelog_from_tarball(tarball: Path) -> str | None:
+def debian_changelog_from_tarball(tarball: Path) -> str | None:
     try:
         with tarfile.open(tarball) as archive:
             for member in archive:
@@ -181,7 +181,7 @@ def read_dsc(path: Path) -> PackageInfo:
         # Every file must be beside the .dsc (reprepro reads them from there).
         member = _sibling(path, entry["name"])
         if changelog_text is None and ".tar" in member.name and ".orig" not in member.name:
-            changelog_text = _debian_changelog_from_tarball(member)
+            changelog_text = debian_changelog_from_tarball(member)
     return PackageInfo(
         path=path,
         name=name,

@@ -10,6 +10,11 @@ import uuid
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production")
 os.environ.setdefault("FATBUILDR_DATA_DIR", tempfile.mkdtemp(prefix="fatbuildr-tests-"))
+# Build roots take a minute each to make: kept between runs, shared by every test.
+os.environ.setdefault(
+    "FATBUILDR_ENVS_DIR",
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "var", "test-envs"),
+)
 os.environ.setdefault("FATBUILDR_TASK_QUEUE", f"fatbuildr-tests-{uuid.uuid4().hex[:12]}")
 # Fast recovery, so that the fault tests take seconds.
 os.environ.setdefault("FATBUILDR_TASK_HEARTBEAT_INTERVAL", "0.5")

@@ -83,6 +83,10 @@ ENDPOINTS = [
     Endpoint("history", "history.json", Action.VIEW_TASK),
     # Allowed: the pending task is canceled at once (200); refused: it stays pending.
     Endpoint("cancel", "tasks/{task}/cancel", Action.CANCEL_TASK, method="post"),
+    # Allowed with an empty body: the answer names the first missing field.
+    Endpoint(
+        "build", "build", Action.BUILD, method="post", status=400, error="Missing field format"
+    ),
     # No keyring task has run: the allowed answer is the documented 404.
     Endpoint(
         "keyring",

@@ -1,0 +1,73 @@
+"""`POST /{instance}/build`: submit an artifact build (compat §1.5, §2.6)."""
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.files.uploadedfile import UploadedFile
+from django.utils.datastructures import MultiValueDict
+from rest_framework import exceptions
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.constants import Action
+from builds import services
+from fatbuildr_site.api import InstanceAPIView
+
+SOURCE_PREFIX = "source/"
+
+
+class BuildView(InstanceAPIView):
+    """Queue an `artifact build` task from a multipart submission; answers `{"task": id}`.
+
+    POST only: other methods answer 405 (after the policy check, like every
+    view), where upstream's catch-all registry route answered 404.
+    """
+
+    permission_action = Action.BUILD
+    parser_classes = [MultiPartParser, FormParser]
+
+    def post(self, request: Request, **kwargs) -> Response:
+        check_content_length(request)
+        try:
+            fields, files = request.data, request.FILES
+        except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent) as error:
+            # Django's own upload limits; outside DRF's handler they would be a bare 400.
+            raise exceptions.ValidationError(f"Multipart form refused: {error}") from error
+        tarball = single_file(files, "tarball")
+        sources = {
+            key.removeprefix(SOURCE_PREFIX): single_file(files, key)
+            for key in files
+            if key.startswith(SOURCE_PREFIX)
+        }
+        try:
+            task = services.submit_build(
+                self.instance,
+                user=request.user.username or "anonymous",
+                fields=fields,
+                tarball=tarball,
+                sources=sources,
+            )
+        except services.SubmissionError as error:
+            if error.status == 404:
+                raise exceptions.NotFound(error.message) from error
+            raise exceptions.ValidationError(error.message) from error
+        return Response({"task": str(task.pk)})
+
+
+def check_content_length(request: Request) -> None:
+    """Refuse an announced oversized body before a byte of it is read."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return  # Django's multipart parser refuses it with its own error.
+    limit = settings.FATBUILDR_BUILD_UPLOAD_MAX_SIZE
+    if length > limit:
+        raise exceptions.ValidationError(f"Build submission larger than {limit} bytes")
+
+
+def single_file(files: MultiValueDict, key: str) -> UploadedFile | None:
+    """The upload of a file field, refusing a field sent twice (which one would be meant?)."""
+    uploads = files.getlist(key)
+    if len(uploads) > 1:
+        raise exceptions.ValidationError(f"Field {key} sent more than once")
+    return uploads[0] if uploads else None

@@ -1,0 +1,321 @@
+"""Build submission: check a `POST /{instance}/build` request and queue its `artifact build` task.
+
+Everything that can be refused is refused here, before a task exists: the
+fields against the instance pipelines, the uploaded archives against hostile
+members, and the artifact definition against the requested format and
+derivative. Uploads are saved (never extracted) into the workspace of the
+task-to-be, so the worker finds them by path, as fatbuildrd does upstream
+(compat §1.5, §2.6); a refused submission leaves nothing behind.
+"""
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+
+from builds.archives import ArchiveError, check_archive, read_member, single_top_folder
+from builds.definition import (
+    DEFINITION_FILES,
+    MAX_DEFINITION_SIZE,
+    ArtifactDefinition,
+    DefinitionError,
+    parse_definition,
+)
+from builds.locks import build_locks
+from registry.models import Instance
+from registry.publishing import Target
+from registry.selectors import get_pipelines
+from tasks.engine import submit
+from tasks.models import Task, TaskName, workspace_path
+
+# The multipart text fields fatbuildrctl sends (compat §2.6), in its order.
+REQUIRED_FIELDS = (
+    "format",
+    "distribution",
+    "architectures",
+    "derivative",
+    "artifact",
+    "user_name",
+    "user_email",
+    "message",
+)
+# Upstream reads `request.form["message"]`: present but empty is a valid message.
+MAY_BE_EMPTY = frozenset({"message"})
+# Longest values the Task columns hold; longer ones would be a 500 at insert time.
+MAX_LENGTHS = {"artifact": 255, "user_name": 255, "user_email": 255}
+
+# Artifact names and source ids end up in file names, lock names and package names.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+# Versions of uploaded sources: what Debian and RPM versions use, `~` included
+# (fatbuildrctl names pre-releases `1.0~rc1`), nothing that means something in a path.
+VERSION_PATTERN = r"[A-Za-z0-9][A-Za-z0-9.+~_-]*"
+SOURCE_EXTENSION_PATTERN = r"\.tar(?:\.(?:xz|gz|bz2))?"
+
+UPLOAD_FOLDER = "upload"
+# The client's name for the tarball is never used: it says nothing the server needs.
+TARBALL_NAME = "artifact.tar"
+SOURCES_FOLDER = "sources"
+
+
+class SubmissionError(Exception):
+    """A build submission was refused; `status` is the HTTP status to answer (400 or 404)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """The checked text fields of a submission."""
+
+    format: str
+    distribution: str
+    derivative: str
+    artifact: str
+    architectures: list[str]
+    author: str
+    email: str
+    message: str
+
+
+def submit_build(
+    instance: Instance,
+    *,
+    user: str,
+    fields: Mapping[str, str],
+    tarball: UploadedFile | None,
+    sources: Mapping[str, UploadedFile],
+) -> Task:
+    """Check a build submission, save its uploads in the task workspace and queue the task.
+
+    Raises SubmissionError (400: malformed or refused request, 404: unknown
+    format, distribution, derivative or architecture). On any failure the
+    workspace is removed and no Task row exists.
+    """
+    request = _read_fields(fields)
+    if tarball is None:
+        raise SubmissionError("Missing field tarball")
+    source_names = {
+        source_id: _source_file_name(source_id, upload) for source_id, upload in sources.items()
+    }
+    _check_upload_size([tarball, *sources.values()])
+    environment = _check_pipelines(instance, request)
+
+    # The id comes first: the uploads go straight into the workspace of the task.
+    task_id = uuid.uuid4()
+    workspace = workspace_path(instance.pk, task_id)
+    workspace.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    workspace.mkdir(mode=0o755)
+    try:
+        upload = workspace / UPLOAD_FOLDER
+        # The uploads are the submitter's files: only the server reads them.
+        upload.mkdir(mode=0o700)
+        tarball_path = uploaded_tarball(workspace)
+        _save_upload(tarball, tarball_path)
+        source_paths: dict[str, Path] = {}
+        for source_id, upload_file in sources.items():
+            folder = upload / SOURCES_FOLDER / source_id
+            folder.mkdir(mode=0o700, parents=True)
+            source_paths[source_id] = folder / source_names[source_id]
+            _save_upload(upload_file, source_paths[source_id])
+
+        definition = _check_tarball(tarball_path, request)
+        for source_id, path in source_paths.items():
+            _check_source(source_id, path)
+        if definition.main_version(request.derivative) is None and request.artifact not in sources:
+            raise SubmissionError(
+                f"artifact {request.artifact} declares no version for derivative "
+                f"{request.derivative}: its main source must be uploaded as "
+                f"source/{request.artifact}"
+            )
+
+        target = Target(instance, request.format, request.distribution, request.derivative)
+        # A distribution without a build environment (osi) has no build root to share.
+        locked_architectures = request.architectures if environment else []
+        return submit(
+            instance,
+            TaskName.ARTIFACT_BUILD,
+            id=task_id,
+            user=user,
+            locks=build_locks(target, request.artifact, environment or "", locked_architectures),
+            format=request.format,
+            distribution=request.distribution,
+            derivative=request.derivative,
+            artifact=request.artifact,
+            architectures=request.architectures,
+            archives=[
+                {"id": source_id, "path": str(path)} for source_id, path in source_paths.items()
+            ],
+            author=request.author,
+            email=request.email,
+            message=request.message,
+        )
+    except BaseException:
+        shutil.rmtree(workspace, ignore_errors=True)
+        raise
+
+
+def uploaded_tarball(workspace: Path) -> Path:
+    """Where the definition tarball of a build waits in its workspace: the task carries
+    only its sources in `archives` (upstream's field set), so the place is a convention."""
+    return workspace / UPLOAD_FOLDER / TARBALL_NAME
+
+
+def uploaded_source_version(source_id: str, file_name: str) -> str | None:
+    """The version in the name of an uploaded source, `<id>-<version>.tar[.xz|.gz|.bz2]`;
+    None when the name is not of that shape.
+
+    Upstream takes the main version of a build from the name of the uploaded
+    main source (compat §2.6), so the name is part of the contract.
+    """
+    match = re.fullmatch(
+        rf"{re.escape(source_id)}-(?P<version>{VERSION_PATTERN}?){SOURCE_EXTENSION_PATTERN}",
+        file_name,
+    )
+    return match["version"] if match else None
+
+
+# --- Fields ------------------------------------------------------------------------------
+
+
+def _read_fields(fields: Mapping[str, str]) -> BuildRequest:
+    values: dict[str, str] = {}
+    for name in REQUIRED_FIELDS:
+        value = fields.get(name)
+        if value is None or (not value and name not in MAY_BE_EMPTY):
+            raise SubmissionError(f"Missing field {name}")
+        # PostgreSQL text cannot hold NUL: refuse it here rather than fail at insert.
+        if "\x00" in value:
+            raise SubmissionError(f"Field {name} holds a NUL character")
+        limit = MAX_LENGTHS.get(name)
+        if limit is not None and len(value) > limit:
+            raise SubmissionError(f"Field {name} is longer than {limit} characters")
+        values[name] = value
+    for name in ("user_name", "user_email"):
+        # They become changelog trailer lines: a line break would forge another entry.
+        if any(not character.isprintable() for character in values[name]):
+            raise SubmissionError(f"Field {name} holds a control character")
+    if not NAME_PATTERN.fullmatch(values["artifact"]):
+        raise SubmissionError(f"Invalid artifact name {values['artifact']}")
+    architectures = [architecture.strip() for architecture in values["architectures"].split(",")]
+    if not all(architectures):
+        raise SubmissionError(f"Invalid architectures list {values['architectures']}")
+    return BuildRequest(
+        format=values["format"],
+        distribution=values["distribution"],
+        derivative=values["derivative"],
+        artifact=values["artifact"],
+        architectures=list(dict.fromkeys(architectures)),
+        author=values["user_name"],
+        email=values["user_email"],
+        message=values["message"],
+    )
+
+
+def _source_file_name(source_id: str, upload: UploadedFile) -> str:
+    """The name an uploaded source is saved under: the basename of the client's name,
+    which must be `<id>-<version>.tar[.<compression>]`."""
+    if not NAME_PATTERN.fullmatch(source_id):
+        raise SubmissionError(f"Invalid source id {source_id}")
+    # Django already reduces upload names to a basename; this does not rely on it.
+    file_name = os.path.basename((upload.name or "").replace("\\", "/"))
+    if file_name in {"", ".", ".."} or uploaded_source_version(source_id, file_name) is None:
+        raise SubmissionError(
+            f"Invalid file name {file_name!r} of source {source_id}: expected "
+            f"{source_id}-<version>.tar.xz (or .tar, .tar.gz, .tar.bz2)"
+        )
+    return file_name
+
+
+def _check_upload_size(uploads: list[UploadedFile]) -> None:
+    """The view refuses large bodies by their Content-Length; this also covers requests
+    that did not announce one."""
+    limit = settings.FATBUILDR_BUILD_UPLOAD_MAX_SIZE
+    if sum(upload.size or 0 for upload in uploads) > limit:
+        raise SubmissionError(f"Build submission larger than {limit} bytes")
+
+
+def _check_pipelines(instance: Instance, request: BuildRequest) -> str | None:
+    """Refuse (404) what the instance pipelines do not declare; the distribution's build
+    environment otherwise (None for formats without one)."""
+    pipelines = get_pipelines(instance)
+    if request.format not in pipelines.formats:
+        raise SubmissionError(f"Format {request.format} not supported by instance pipelines", 404)
+    distribution = pipelines.distribution(request.distribution)
+    if distribution is None or distribution.format != request.format:
+        raise SubmissionError(
+            f"Distribution {request.distribution} not found in {request.format} pipelines", 404
+        )
+    if request.derivative not in pipelines.dist_derivatives(distribution):
+        raise SubmissionError(
+            f"Derivative {request.derivative} not found in {request.format} pipelines for "
+            f"distribution {request.distribution}",
+            404,
+        )
+    known = instance.pipeline_architectures()
+    for architecture in request.architectures:
+        if architecture not in known:
+            raise SubmissionError(
+                f"Architecture {architecture} not found in instance pipelines", 404
+            )
+    return distribution.environment
+
+
+# --- Uploads -----------------------------------------------------------------------------
+
+
+def _save_upload(upload: UploadedFile, path: Path) -> None:
+    """Copy an upload chunk by chunk into a new file: never over an existing file, never
+    through a symlink."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(path, flags, 0o600), "wb") as output:
+        for chunk in upload.chunks():
+            output.write(chunk)
+
+
+def _check_tarball(path: Path, request: BuildRequest) -> ArtifactDefinition:
+    """The artifact definition in the tarball, once the tarball is known to be harmless and
+    the definition to build *request*."""
+    try:
+        names = check_archive(path, label="tarball")
+        # First found in the order of preference (compat §7.1; meta.yml is deprecated).
+        member = next((name for name in DEFINITION_FILES if name in names), None)
+        text = (
+            read_member(path, member, max_size=MAX_DEFINITION_SIZE, label="tarball")
+            if member
+            else None
+        )
+    except ArchiveError as error:
+        raise SubmissionError(str(error)) from error
+    if text is None:
+        raise SubmissionError(f"tarball has no {DEFINITION_FILES[0]}")
+    try:
+        definition = parse_definition(text, artifact=request.artifact)
+    except DefinitionError as error:
+        raise SubmissionError(str(error)) from error
+    if not definition.supports(request.format):
+        raise SubmissionError(f"artifact {request.artifact} has no {request.format} packaging")
+    if not definition.accepts(request.derivative):
+        raise SubmissionError(
+            f"artifact {request.artifact} does not accept derivative {request.derivative}"
+        )
+    return definition
+
+
+def _check_source(source_id: str, path: Path) -> None:
+    label = f"source {source_id}"
+    try:
+        names = check_archive(path, label=label)
+    except ArchiveError as error:
+        raise SubmissionError(str(error)) from error
+    # Builds enter the source tree through its one top folder (compat §2.6).
+    if single_top_folder(names) is None:
+        raise SubmissionError(f"{label} archive has no single top folder")
