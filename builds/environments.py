@@ -18,7 +18,7 @@ shared), so an update never changes a root under a running build.
 import os
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from builds.locks import environment_lock
+from builds.sandbox import bwrap_command
 from registry.models import Instance
 from registry.selectors import get_pipelines
 from registry.storage import DEB_ARCHITECTURES, deb_architecture
@@ -200,48 +201,16 @@ def update(env: BuildEnvironment, *, run: Run, log: Log) -> None:
         "apt-get update && apt-get dist-upgrade -y -o Dpkg::Options::=--force-confold "
         "&& apt-get clean"
     )
-    run(_chroot_command(env.root, ["sh", "-c", apt]))
+    # The root itself, writable: no build runs on it meanwhile (the environment lock).
+    run(
+        bwrap_command(
+            env.root, ["sh", "-c", apt], privileged=True, env={"DEBIAN_FRONTEND": "noninteractive"}
+        )
+    )
     staging = env.folder / f".{env.name}.tar.new"
     run(["tar", "--create", "--numeric-owner", "-C", str(env.root), "-f", str(staging), "."])
     os.replace(staging, env.tarball)
     log(f"{env} is up to date")
-
-
-def _chroot_command(root: Path, cmd: Sequence[str]) -> list[str]:
-    """Run *cmd* as root in the root itself (writable), with the network, under bwrap."""
-    return [
-        "bwrap",
-        "--bind",
-        str(root),
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        "--perms",
-        "1777",
-        "--tmpfs",
-        "/tmp",
-        "--ro-bind",
-        "/etc/resolv.conf",
-        "/etc/resolv.conf",
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--cap-add",
-        "ALL",
-        "--die-with-parent",
-        "--new-session",
-        "--clearenv",
-        "--setenv",
-        "PATH",
-        "/usr/sbin:/usr/bin:/sbin:/bin",
-        "--setenv",
-        "DEBIAN_FRONTEND",
-        "noninteractive",
-        "--",
-        *cmd,
-    ]
 
 
 def _swap_in(env: BuildEnvironment, root: Path, tarball: Path) -> None:

@@ -92,10 +92,6 @@ class Sandbox:
         env: Mapping[str, str] | None = None,
     ) -> list[str]:
         """The host command line running *cmd* inside the sandbox."""
-        inner_env = {"PATH": SANDBOX_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-        inner_env["HOME"] = "/root" if privileged else BUILD_MOUNT
-        inner_env["USER"] = inner_env["LOGNAME"] = "root" if privileged else BUILD_USER
-        inner_env.update(env or {})
         mount = [
             "unshare",
             "--mount",
@@ -113,34 +109,12 @@ class Sandbox:
             str(self.build_dir),
             str(MOUNT_POINT),
         ]
-        bwrap = [
-            "bwrap",
-            "--bind",
-            str(MOUNT_POINT),
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--perms",
-            "1777",
-            "--tmpfs",
-            "/tmp",
-            "--perms",
-            "1777",
-            "--tmpfs",
-            "/var/tmp",
-        ]
+        binds = []
         if privileged:
-            bwrap += ["--ro-bind", str(MOUNT_POINT / BUILD_MOUNT[1:]), BUILD_MOUNT]
-            bwrap += ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]
-            bwrap += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--cap-add", "ALL"]
-        else:
-            bwrap += ["--unshare-all"]
-        bwrap += ["--die-with-parent", "--new-session", "--chdir", cwd, "--clearenv"]
-        for name, value in inner_env.items():
-            bwrap += ["--setenv", name, value]
-        bwrap += ["--", *cmd]
+            binds = ["--ro-bind", str(MOUNT_POINT / BUILD_MOUNT[1:]), BUILD_MOUNT]
+        bwrap = bwrap_command(
+            MOUNT_POINT, cmd, privileged=privileged, cwd=cwd, env=env, binds=binds
+        )
         if privileged:
             return mount + bwrap
         # bwrap itself runs as the build uid: the user namespace it makes maps only that uid.
@@ -157,6 +131,35 @@ class Sandbox:
     def discard(self) -> None:
         """Remove the overlay layers (the build folder stays, for inspection)."""
         shutil.rmtree(self.place, ignore_errors=True)
+
+
+def bwrap_command(
+    root: Path,
+    cmd: Sequence[str],
+    *,
+    privileged: bool,
+    cwd: str = "/",
+    env: Mapping[str, str] | None = None,
+    binds: Sequence[str] = (),
+) -> list[str]:
+    """bwrap running *cmd* in the tree *root*: as root with the network (privileged), or
+    with every namespace unshared; a clean environment, private /tmp and /var/tmp."""
+    inner_env = {"PATH": SANDBOX_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    inner_env["HOME"] = "/root" if privileged else BUILD_MOUNT
+    inner_env["USER"] = inner_env["LOGNAME"] = "root" if privileged else BUILD_USER
+    inner_env.update(env or {})
+    args = ["bwrap", "--bind", str(root), "/", "--dev", "/dev", "--proc", "/proc"]
+    args += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/var/tmp"]
+    args += binds
+    if privileged:
+        args += ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]
+        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--cap-add", "ALL"]
+    else:
+        args += ["--unshare-all"]
+    args += ["--die-with-parent", "--new-session", "--chdir", cwd, "--clearenv"]
+    for name, value in inner_env.items():
+        args += ["--setenv", name, value]
+    return [*args, "--", *cmd]
 
 
 def _append_entry(source: Path, destination: Path, line: str) -> None:

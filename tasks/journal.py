@@ -8,6 +8,7 @@ The last frame of every finished task is the LOG frame "Task succeeded" or
 
 import asyncio
 import enum
+import io
 import logging
 import struct
 import time
@@ -167,3 +168,15 @@ async def afollow_journal(
             await asyncio.sleep(poll_interval)
     finally:
         follower.close()
+
+
+def print_journal(path: Path, out: BinaryIO, *, is_finished: Callable[[], bool]) -> None:
+    """Write a journal for a terminal, following it to its end: log lines as text (after
+    their level), command output as it came."""
+    for raw in follow_journal(path, is_finished=is_finished, poll_interval=0.2):
+        for command, payload, _ in read_frames(io.BytesIO(raw)):
+            if command == Command.LOG:
+                out.write(payload.partition(b":")[2] + b"\n")
+            elif command == Command.BYTES:
+                out.write(payload)
+        out.flush()

@@ -429,22 +429,26 @@ def test_a_worker_killed_during_a_build_fails_it_and_the_next_build_succeeds(
 # --- Build environments ---------------------------------------------------------------------
 
 
-def test_images_env_update_runs_an_environment_task_and_keeps_the_root_usable(
-    transactional_db, default_instance, build_roots
-):
-    env = BuildEnvironment("default", "rpm", "rocky-8", HOST)
-    result = subprocess.run(
-        [
-            sys.executable, str(REPO_ROOT / "manage.py"), "images", "env-update",
-            "--instance", "default", "--format", "rpm", "--environment", "rocky-8",
-            "--architecture", HOST,
-        ],
+def images(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    """`manage.py images ...` in its own process, against the test database."""
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "manage.py"), "images", *args],
         cwd=REPO_ROOT,
         env=dict(os.environ, DATABASE_URL=workers.test_database_url()),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
+    )
+
+
+def test_images_env_update_runs_an_environment_task_and_keeps_the_root_usable(
+    transactional_db, default_instance, build_roots
+):
+    env = BuildEnvironment("default", "rpm", "rocky-8", HOST)
+    result = images(
+        "env-update", "--instance", "default", "--format", "rpm", "--environment", "rocky-8",
+        "--architecture", HOST, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     task = Task.objects.get(name="image build environment update")
@@ -455,19 +459,19 @@ def test_images_env_update_runs_an_environment_task_and_keeps_the_root_usable(
 
 
 def test_images_env_create_refuses_an_unknown_environment(transactional_db, default_instance):
-    result = subprocess.run(
-        [
-            sys.executable, str(REPO_ROOT / "manage.py"), "images", "env-create",
-            "--instance", "default", "--format", "deb", "--environment", "sid",
-            "--architecture", HOST,
-        ],
-        cwd=REPO_ROOT,
-        env=dict(os.environ, DATABASE_URL=workers.test_database_url()),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = images(
+        "env-create", "--instance", "default", "--format", "deb", "--environment", "sid",
+        "--architecture", HOST, timeout=60,
     )  # fmt: skip
     assert result.returncode != 0
     assert "environment sid is not used by any deb distribution" in result.stderr
     assert not Task.objects.exists()
+
+
+def test_a_foreign_architecture_without_qemu_is_refused_with_the_reason(settings):
+    foreign = "aarch64" if settings.FATBUILDR_HOST_ARCHITECTURE == "x86_64" else "x86_64"
+    qemu = Path(f"/proc/sys/fs/binfmt_misc/qemu-{foreign}")
+    if qemu.exists():
+        pytest.skip(f"this host can run {foreign} programs")
+    with pytest.raises(environments.BuildEnvironmentError, match="needs qemu-user-static"):
+        environments.check_architecture(foreign)

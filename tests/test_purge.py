@@ -663,3 +663,20 @@ def test_daily_job_queues_a_history_purge_task_that_purges_with_the_setting(
     # The newest finished task stays (the purge itself was running, so not counted).
     assert set(remaining(instance)) == {job, old[0]}
     assert b"removed 2 task(s)" in job.journal_path.read_bytes()
+
+
+def test_watch_command_prints_the_journal_of_a_task_to_its_end(instance, capsysbinary):
+    from tasks.runner import JournalWriter
+
+    watched = TaskFactory(instance=instance, state=TaskState.FINISHED, result=TaskResult.SUCCESS)
+    with JournalWriter(watched.journal_path) as journal:
+        journal.log("Building hello")
+        journal.output(b"gcc -o hello hello.c\n")
+        journal.end(True, task_id=str(watched.pk))
+        journal.log("after the end")
+    run("watch", str(watched.pk))
+    assert capsysbinary.readouterr().out == (
+        b"Building hello\ngcc -o hello hello.c\nTask succeeded\n"
+    )
+    with pytest.raises(CommandError, match="not a task id"):
+        run("watch", "nope")

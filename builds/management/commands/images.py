@@ -1,18 +1,15 @@
 """`manage.py images env-create|env-update`: the build environments of an instance."""
 
 import getpass
-import io
 import sys
 import threading
-from collections.abc import Iterator
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from builds.environments import BuildEnvironmentError, check_architecture, queue_environment_task
 from registry.selectors import get_instance, get_pipelines
 from tasks import engine
-from tasks.journal import Command as Frame
-from tasks.journal import follow_journal, read_frames
+from tasks.journal import print_journal
 from tasks.models import Task, TaskName, TaskResult, TaskState
 
 SUBCOMMANDS = {
@@ -82,15 +79,4 @@ class Command(BaseCommand):
         def finished() -> bool:
             return Task.objects.filter(pk=task.pk, state=TaskState.FINISHED).exists()
 
-        out = sys.stdout.buffer
-        for raw in follow_journal(task.journal_path, is_finished=finished, poll_interval=0.2):
-            for command, payload, _ in _frames(raw):
-                if command == Frame.LOG:
-                    out.write(payload.partition(b":")[2] + b"\n")
-                elif command == Frame.BYTES:
-                    out.write(payload)
-            out.flush()
-
-
-def _frames(raw: bytes) -> Iterator[tuple[int, bytes, bytes]]:
-    return read_frames(io.BytesIO(raw))
+        print_journal(task.journal_path, sys.stdout.buffer, is_finished=finished)

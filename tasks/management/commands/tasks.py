@@ -1,6 +1,7 @@
-"""`manage.py tasks purge|list|cancel`: the task history purge and task administration."""
+"""`manage.py tasks purge|list|watch|cancel`: the task history purge and task administration."""
 
 import getpass
+import sys
 import uuid
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from registry.models import Instance
 from registry.selectors import get_instance, list_instances
 from tasks.history import parse_purge_policy, purge_history
+from tasks.journal import print_journal
 from tasks.models import Task, TaskState
 
 
@@ -44,6 +46,10 @@ class Command(BaseCommand):
         listing.add_argument("--state", choices=TaskState.values)
         cancel = subcommands.add_parser("cancel", help="Cancel a pending or running task.")
         cancel.add_argument("task_id", metavar="TASK_ID")
+        watch = subcommands.add_parser(
+            "watch", help="Print a task's journal, following it until the task ends."
+        )
+        watch.add_argument("task_id", metavar="TASK_ID")
         cancel.add_argument(
             "--user", default=None, help="Who cancels (default: the current system user)."
         )
@@ -59,6 +65,8 @@ class Command(BaseCommand):
             )
         elif subcommand == "list":
             self.list_tasks(instance_id=options["instance"], state=options["state"])
+        elif subcommand == "watch":
+            self.watch(task_id=options["task_id"])
         else:
             self.cancel(task_id=options["task_id"], user=options["user"] or getpass.getuser())
 
@@ -115,11 +123,7 @@ class Command(BaseCommand):
                 )
             )
 
-    def cancel(self, *, task_id: str, user: str) -> None:
-        """Cancel through the engine: a pending task at once, a running one by its worker."""
-        # Imported here: listing and purging must not need the engine and its broker settings.
-        from tasks.engine import TaskNotCancellable, cancel_task
-
+    def _task(self, task_id: str) -> Task:
         try:
             parsed = uuid.UUID(task_id)
         except ValueError:
@@ -127,6 +131,24 @@ class Command(BaseCommand):
         task = Task.objects.filter(pk=parsed).first()
         if task is None:
             raise CommandError(f"task {task_id} not found")
+        return task
+
+    def watch(self, *, task_id: str) -> None:
+        """Like `fatbuildrctl watch`: the journal, live, until its end line."""
+        task = self._task(task_id)
+
+        def finished() -> bool:
+            return Task.objects.filter(pk=task.pk, state=TaskState.FINISHED).exists()
+
+        self.stdout.flush()
+        print_journal(task.journal_path, sys.stdout.buffer, is_finished=finished)
+
+    def cancel(self, *, task_id: str, user: str) -> None:
+        """Cancel through the engine: a pending task at once, a running one by its worker."""
+        # Imported here: listing and purging must not need the engine and its broker settings.
+        from tasks.engine import TaskNotCancellable, cancel_task
+
+        task = self._task(task_id)
         try:
             task = cancel_task(task, by=user)
         except TaskNotCancellable as error:
