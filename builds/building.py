@@ -24,7 +24,7 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -120,7 +120,6 @@ class Build:
     version: ArtifactVersion
     workspace: Path
     previous: Artifact | None = None
-    outputs: list[Path] = field(default_factory=list)
 
     @property
     def artifact(self) -> str:
@@ -183,7 +182,7 @@ def build_artifact(context: TaskContext) -> None:
             )
         builder.prepare()
         builder.build()
-        outputs = collect_outputs(build, builder.results())
+        outputs = collect_outputs(build.build_dir, build.workspace / "output", builder.results())
         publishing.publish(
             target, outputs, run=context.run, log=context.log, workspace=context.workspace
         )
@@ -630,15 +629,13 @@ class RpmBuilder:
 # --- Results --------------------------------------------------------------------------------
 
 
-def collect_outputs(build: Build, results: list[Path]) -> list[Path]:
+def collect_outputs(build_dir: Path, output: Path, results: list[Path]) -> list[Path]:
     """Copy the results into `output/`, refusing links and anything outside the build folder.
 
     The build folder was writable by the build's own code: a result, or a file
     a .changes names, may be a link to a file of the worker's host. Only
     regular files reached without any link are copied, with O_NOFOLLOW.
     """
-    build_dir = build.build_dir
-    output = build.workspace / "output"
     remove_path(output)
     output.mkdir()
     wanted: list[Path] = []

@@ -6,12 +6,16 @@ The build roots are made once per machine (tests/settings.py keeps them in var/t
 every test has its own data root, keyring and registries.
 """
 
+import functools
+import hashlib
+import http.server
 import io
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -97,7 +101,13 @@ class Farm:
         self.start_worker = start_worker
 
     def submit(
-        self, folder: Path, fmt: str, *, name: str = "hello-fatbuildr", message: str = "Build"
+        self,
+        folder: Path,
+        fmt: str,
+        *,
+        name: str = "hello-fatbuildr",
+        message: str = "Build",
+        upload_source: bool = True,
     ) -> Task:
         distribution = {"deb": "bookworm", "rpm": "el8"}[fmt]
         fields = {
@@ -112,11 +122,10 @@ class Farm:
         }
         files = [
             ("tarball", ("fatbuildr-artifact.tar.xz", xz_tarball(folder / "artifact", "."))),
-            (
-                f"source/{name}",
-                (f"{name}-1.0.tar.xz", xz_tarball(folder / "src" / f"{name}-1.0", f"{name}-1.0")),
-            ),
         ]
+        if upload_source:
+            source = xz_tarball(folder / "src" / f"{name}-1.0", f"{name}-1.0")
+            files.append((f"source/{name}", (f"{name}-1.0.tar.xz", source)))
         response = requests.post(
             f"{self.web.url}/default/build",
             data=fields,
@@ -369,6 +378,47 @@ def test_hostile_rules_reach_no_secret_and_no_network(farm, data_dir, tmp_path):
     assert not (Path("/usr/bin/planted")).exists()
     # The other task's files and the keyring are as they were.
     assert (other / "secret").read_text() == secret
+
+
+def test_a_missing_build_root_is_made_first_and_declared_sources_are_downloaded_once(
+    farm, tmp_path
+):
+    """No upload: the source comes from its `source` URL (checksum verified) into the
+    instance cache; the worker has no build root yet and makes it."""
+    folder = artifact_copy(tmp_path / "hello")
+    served = tmp_path / "served"
+    served.mkdir()
+    archive = served / "hello-fatbuildr-1.0.tar.xz"
+    archive.write_bytes(xz_tarball(folder / "src" / "hello-fatbuildr-1.0", "hello-fatbuildr-1.0"))
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hello-fatbuildr-{{{{ version }}}}.tar.xz"
+    (folder / "artifact" / "artifact.yml").write_text(
+        f'version: "1.0"\nsource: {url}\nchecksums:\n  "1.0":\n    sha256: {digest}\n'
+        "deb:\n  release: 1\nrpm:\n  release: 1\n"
+    )
+    envs = tmp_path / "envs"
+    farm.start_worker(env={"FATBUILDR_ENVS_DIR": str(envs)})
+    try:
+        first = farm.submit(folder, "rpm", upload_source=False)
+        journal = farm.watch(first)
+        assert journal.rstrip().endswith("Task succeeded"), journal
+        assert "build environment rpm-rocky-8-x86_64 is missing: creating it first" in journal
+        assert "mmdebstrap" in journal
+        assert (envs / "default" / f"rpm-rocky-8-{HOST}.tar").is_file()
+        assert "Downloading http://127.0.0.1" in journal
+        again = farm.submit(folder, "rpm", upload_source=False)
+        journal = farm.watch(again)
+        assert journal.rstrip().endswith("Task succeeded"), journal
+        assert "Downloading" not in journal and "Using cached" in journal
+        assert "is missing" not in journal
+    finally:
+        server.shutdown()
+        server.server_close()
+    cached = Path(settings.FATBUILDR_DATA_DIR) / "cache" / "default" / "hello-fatbuildr"
+    assert [p.name for p in cached.iterdir()] == [archive.name]
 
 
 # --- Scheduling and faults ------------------------------------------------------------------
