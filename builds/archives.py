@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import lzma
 import posixpath
 import tarfile
@@ -345,6 +346,26 @@ def extract_archive(
         except OSError as error:
             # Conflicts between members (a file where a folder was) surface as OSError.
             raise ArchiveError(f"{label}: extraction failed ({error})") from None
+
+
+def content_digest(path: Path, *, label: str, limits: ArchiveLimits | None = None) -> str:
+    """A digest of what an archive holds, whatever its compression, member order, times and
+    owners: two tarballs made of the same tree at different times have the same digest."""
+    check_archive(path, label=label, limits=limits)
+    entries = []
+    with _open_stream(path, label) as tar:
+        for member in _iter_members(tar, label):
+            data = hashlib.sha256()
+            if member.isreg():
+                handle = tar.extractfile(member)
+                while handle is not None and (chunk := handle.read(1024 * 1024)):
+                    data.update(chunk)
+            kind = member.type.decode(errors="replace")
+            entries.append(
+                f"{_normalize(member.name, label)}\0{kind}\0{member.mode & 0o7777:o}\0"
+                f"{member.linkname}\0{data.hexdigest()}"
+            )
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
 
 
 def single_top_folder(names: list[str]) -> str | None:

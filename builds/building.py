@@ -17,6 +17,7 @@ The workspace holds `upload/` (what the request sent), `definition/`,
 (the checked results) and `sandbox-<arch>/` (overlay layers, discarded).
 """
 
+import glob
 import logging
 import os
 import re
@@ -32,7 +33,13 @@ from debian import deb822
 from django.conf import settings
 
 from builds import environments
-from builds.archives import ArchiveError, check_archive, extract_archive, single_top_folder
+from builds.archives import (
+    ArchiveError,
+    check_archive,
+    content_digest,
+    extract_archive,
+    single_top_folder,
+)
 from builds.definition import (
     ArtifactDefinition,
     DefinitionError,
@@ -353,20 +360,50 @@ class DebBuilder:
         build.log(f"Extracting source {main.path.name}")
         unpack_source(main, source_dir, build.workspace / "unpack")
         upstream = f"{build.artifact}_{build.version.main}"
-        shutil.copyfile(main.path, build_dir / f"{upstream}.orig{main.suffix}")
+        self.place_orig(main, build_dir / f"{upstream}.orig{main.suffix}")
         for source in extra:
             build.log(f"Extracting supplementary source {source.path.name}")
             target = source_dir / source.component
             remove_path(target)
             unpack_source(source, target, build.workspace / "unpack")
-            orig = f"{upstream}.orig-{source.component}{source.suffix}"
-            shutil.copyfile(source.path, build_dir / orig)
+            self.place_orig(
+                source, build_dir / f"{upstream}.orig-{source.component}{source.suffix}"
+            )
         debian = source_dir / "debian"
         remove_path(debian)
         copy_definition_folder(build.definition_dir / "deb", debian)
         render_tree(debian, **build.template_context())
         self.add_patches(debian)
         self.write_changelog(debian / "changelog")
+
+    def place_orig(self, source: Source, orig: Path) -> None:
+        """The orig tarball of a source, reusing the published one of the same name.
+
+        One upstream version has one orig tarball in the pool (reprepro refuses
+        another file of the same name), but clients remake the tarball of a
+        source tree at every build: the published file is reused when it holds
+        the same tree, and a different tree under the same version is refused.
+        """
+        published = self.published_files(glob.escape(orig.name))
+        if not published:
+            shutil.copyfile(source.path, orig)
+            return
+        same = content_digest(published[0], label=f"published {orig.name}") == content_digest(
+            source.path, label=f"source {source.id}"
+        )
+        if not same:
+            raise SourceError(
+                f"source {source.id} {source.version} differs from the published {orig.name}: "
+                "a changed source needs a new upstream version"
+            )
+        self.build_.log(f"Using the published {orig.name} (same content as the source)")
+        shutil.copyfile(published[0], orig)
+
+    def published_files(self, pattern: str) -> list[Path]:
+        """Files of this source package in the pool of the target's component."""
+        build = self.build_
+        pool = format_root(build.target.instance.pk, "deb") / "pool" / build.target.derivative
+        return sorted(pool.glob(f"*/{glob.escape(build.artifact)}/{pattern}"))
 
     def add_patches(self, debian: Path) -> None:
         build = self.build_
@@ -427,12 +464,9 @@ class DebBuilder:
         if build.previous is None:
             return None
         version = build.previous.version.partition(":")[2] or build.previous.version
-        pool = format_root(build.target.instance.pk, "deb") / "pool" / build.target.derivative
-        for pattern in (
-            f"{build.artifact}_{version}.debian.tar.*",
-            f"{build.artifact}_{version}.tar.*",
-        ):
-            for tarball in sorted(pool.glob(f"*/{build.artifact}/{pattern}")):
+        stem = glob.escape(f"{build.artifact}_{version}")
+        for pattern in (f"{stem}.debian.tar.*", f"{stem}.tar.*"):
+            for tarball in self.published_files(pattern):
                 return debian_changelog_from_tarball(tarball)
         build.log(
             f"Published source {build.previous.version} not found in the pool", logging.WARNING

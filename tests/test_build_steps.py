@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from builds.archives import content_digest
 from builds.building import (
     Source,
     TemplateVersion,
@@ -151,3 +152,18 @@ def test_templates_print_the_main_version_and_expose_its_parts():
         "1.deb12+build2",
         "2",
     )
+
+
+def test_archives_of_one_tree_have_one_content_digest(tmp_path):
+    tree = {"hello-1.0/Makefile": b"all:\n", "hello-1.0/hello.c": b"int main;\n"}
+    first = source_archive(tmp_path / "first.tar.xz", tree)
+    reordered = dict(reversed(list(tree.items())))
+    with tarfile.open(tmp_path / "second.tar.gz", "w:gz") as archive:
+        for name, data in reordered.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.uname = len(data), 1_000_000, "someone"
+            archive.addfile(info, io.BytesIO(data))
+    changed = source_archive(tmp_path / "changed.tar.xz", {**tree, "hello-1.0/hello.c": b"x"})
+    digest = content_digest(first, label="first")
+    assert content_digest(tmp_path / "second.tar.gz", label="second") == digest
+    assert content_digest(changed, label="changed") != digest

@@ -85,10 +85,17 @@ def artifact_copy(destination: Path, name: str = "hello-fatbuildr") -> Path:
     return destination
 
 
-def xz_tarball(folder: Path, arcname: str) -> bytes:
+def xz_tarball(folder: Path, arcname: str, *, mtime: int | None = None) -> bytes:
+    """The tarball of a folder; with *mtime*, every member dated so (a tarball remade later)."""
+
+    def dated(member: tarfile.TarInfo) -> tarfile.TarInfo:
+        if mtime is not None:
+            member.mtime = mtime
+        return member
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:xz") as archive:
-        archive.add(folder, arcname=arcname)
+        archive.add(folder, arcname=arcname, filter=dated)
     return buffer.getvalue()
 
 
@@ -108,6 +115,7 @@ class Farm:
         name: str = "hello-fatbuildr",
         message: str = "Build",
         upload_source: bool = True,
+        source_mtime: int | None = None,
     ) -> Task:
         distribution = {"deb": "bookworm", "rpm": "el8"}[fmt]
         fields = {
@@ -124,7 +132,7 @@ class Farm:
             ("tarball", ("fatbuildr-artifact.tar.xz", xz_tarball(folder / "artifact", "."))),
         ]
         if upload_source:
-            source = xz_tarball(folder / "src" / f"{name}-1.0", f"{name}-1.0")
+            source = xz_tarball(folder / "src" / f"{name}-1.0", f"{name}-1.0", mtime=source_mtime)
             files.append((f"source/{name}", (f"{name}-1.0.tar.xz", source)))
         response = requests.post(
             f"{self.web.url}/default/build",
@@ -215,8 +223,12 @@ def test_deb_example_builds_live_installs_with_apt_and_rebuilds_as_build1(farm, 
     assert run([program]).stdout == GREETING + "\n"
     assert "--help" in run([program, "--help"]).stdout  # the patch of patches/generic
 
-    again = farm.submit(folder, "deb", message="Second build")
-    assert farm.watch(again).rstrip().endswith("Task succeeded")
+    # The source tarball made again (other dates, other bytes), as fatbuildrctl does at
+    # every build: the published orig tarball of 1.0 is reused.
+    again = farm.submit(folder, "deb", message="Second build", source_mtime=1_000_000_000)
+    journal = farm.watch(again)
+    assert journal.rstrip().endswith("Task succeeded"), journal
+    assert "Using the published hello-fatbuildr_1.0.orig.tar.xz" in journal
     source = Artifact.objects.get(name="hello-fatbuildr", architecture="src")
     assert source.version == "1.0-1.deb12+build1"
     (debian_tarball,) = (data_dir / "registry" / "default" / "deb" / "pool").rglob(
@@ -228,6 +240,17 @@ def test_deb_example_builds_live_installs_with_apt_and_rebuilds_as_build1(farm, 
         assert f"Fatbuildr task {build.pk}@" in changelog
         assert message in changelog
     assert "-- Jane Maintainer <jane@example.org>" in changelog
+
+    # Another tree under the same upstream version cannot have the same orig tarball.
+    readme = folder / "src" / "hello-fatbuildr-1.0" / "README"
+    readme.write_text(readme.read_text() + "changed\n")
+    changed = farm.submit(folder, "deb")
+    journal = farm.watch(changed)
+    assert "differs from the published hello-fatbuildr_1.0.orig.tar.xz" in journal
+    assert journal.rstrip().splitlines()[-1].startswith("Task failed")
+    assert Artifact.objects.get(name="hello-fatbuildr", architecture="src").version == (
+        "1.0-1.deb12+build1"
+    )
 
 
 # --- rpm ------------------------------------------------------------------------------------
