@@ -159,6 +159,22 @@ class Build:
             place=self.workspace / f"sandbox-{architecture}",
             build_dir=self.build_dir,
             uid=settings.FATBUILDR_BUILD_UID,
+            label=env.name,
+        )
+
+    def run_sandboxed(
+        self,
+        sandbox: Sandbox,
+        cmd: list[str],
+        *,
+        privileged: bool = False,
+        cwd: str = BUILD_MOUNT,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """Run a command in the sandbox, named in the journal by its own command line."""
+        self.run(
+            sandbox.command(cmd, privileged=privileged, cwd=cwd, env=env),
+            display=sandbox.describe(cmd, privileged=privileged),
         )
 
     def build_environment(self, architecture: str) -> BuildEnvironment:
@@ -330,7 +346,7 @@ def remove_path(path: Path) -> None:
 def run_report(build: Build, sandbox: Sandbox, cmd: list[str], what: str) -> None:
     """Run a checker (lintian, rpmlint) whose findings are reported, not fatal."""
     try:
-        build.run(sandbox.command(cmd))
+        build.run_sandboxed(sandbox, cmd)
     except CommandError:
         build.log(f"{what} reported issues (above); they do not fail the build", logging.WARNING)
 
@@ -484,22 +500,20 @@ class DebBuilder:
                     "apt-get update -q && apt-get build-dep -y -q "
                     f"./{shlex.quote(self.source_dir_name)}"
                 )
-                build.run(
-                    sandbox.command(
-                        ["sh", "-c", install],
-                        privileged=True,
-                        env={"DEBIAN_FRONTEND": "noninteractive"},
-                    )
+                build.run_sandboxed(
+                    sandbox,
+                    ["sh", "-c", install],
+                    privileged=True,
+                    env={"DEBIAN_FRONTEND": "noninteractive"},
                 )
                 sandbox.hand_over_build_dir()
                 # The first architecture builds the source and the arch-independent packages.
                 scope = "-sa" if index == 0 else "-B"
                 build.log(f"Building the packages ({architecture})")
-                build.run(
-                    sandbox.command(
-                        ["dpkg-buildpackage", "-us", "-uc", scope],
-                        cwd=f"{BUILD_MOUNT}/{self.source_dir_name}",
-                    )
+                build.run_sandboxed(
+                    sandbox,
+                    ["dpkg-buildpackage", "-us", "-uc", scope],
+                    cwd=f"{BUILD_MOUNT}/{self.source_dir_name}",
                 )
                 changes = self.changes_file(architecture)
                 build.log(f"Running lintian on {changes.name}")
@@ -634,20 +648,19 @@ class RpmBuilder:
                 # The first architecture builds the source rpm too.
                 scope = "-ba" if index == 0 else "-bb"
                 build.log(f"Building the packages ({architecture})")
-                build.run(
-                    sandbox.command(
-                        [
-                            "rpmbuild",
-                            scope,
-                            "--nodeps",
-                            "--target",
-                            architecture,
-                            "--define",
-                            f"_topdir {BUILD_MOUNT}",
-                            *buildargs,
-                            f"SPECS/{self.spec_name}",
-                        ]
-                    )
+                build.run_sandboxed(
+                    sandbox,
+                    [
+                        "rpmbuild",
+                        scope,
+                        "--nodeps",
+                        "--target",
+                        architecture,
+                        "--define",
+                        f"_topdir {BUILD_MOUNT}",
+                        *buildargs,
+                        f"SPECS/{self.spec_name}",
+                    ],
                 )
                 build.log("Running rpmlint")
                 packages = [str(p.relative_to(build.build_dir)) for p in self.results()]

@@ -18,6 +18,7 @@ container runner needed it; the build's own code never has it.
 """
 
 import os
+import shlex
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class Sandbox:
     place: Path
     build_dir: Path
     uid: int
+    label: str = "sandbox"
 
     @property
     def upper(self) -> Path:
@@ -120,6 +122,11 @@ class Sandbox:
         # bwrap itself runs as the build uid: the user namespace it makes maps only that uid.
         drop = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--"]
         return mount + drop + bwrap
+
+    def describe(self, cmd: Sequence[str], *, privileged: bool = False) -> str:
+        """How a sandboxed command shows in the journal (its whole command line is long)."""
+        how = "as root, with network" if privileged else f"as {BUILD_USER}, no network"
+        return f"{shlex.join(cmd)} (in {self.label}, {how})"
 
     def hand_over_build_dir(self) -> None:
         """Give the build folder to the build uid, without following any link in it."""

@@ -187,10 +187,14 @@ class CommandRunner:
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        display: str | None = None,
     ) -> None:
         """Run *cmd*, stdout and stderr merged into the journal; raise CommandError unless it
-        exits with status 0."""
-        printable = shlex.join(cmd)
+        exits with status 0. *display* names the command in the journal and errors instead of
+        its whole command line (a wrapped command), which is then logged at debug level."""
+        printable = display or shlex.join(cmd)
+        if display:
+            self.journal.log(f"Command line: {shlex.join(cmd)}", logging.DEBUG)
         self.journal.log(f"Running command: {printable}")
         timeout = self.default_timeout if timeout is None else timeout
         try:

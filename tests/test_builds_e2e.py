@@ -465,20 +465,54 @@ def test_two_artifacts_build_in_parallel_and_one_artifact_in_order(farm, tmp_pat
     assert versions == {"hello-fatbuildr": "1.0-1.deb12+build1", "hello-other": "1.0-1.deb12"}
 
 
-def test_a_worker_killed_during_a_build_fails_it_and_the_next_build_succeeds(
-    farm, data_dir, tmp_path
-):
-    worker = farm.start_worker()
-    folder = artifact_copy(tmp_path / "hello")
+def submit_slow_build(farm: Farm, folder: Path) -> Task:
+    """Submit a deb build whose rules sleep a minute; return once it sleeps."""
     rules = folder / "artifact" / "deb" / "rules"
-    slow = rules.read_text() + "\noverride_dh_auto_build:\n\techo SLOW-BUILD; sleep 60\n"
-    rules.write_text(slow)
+    rules.write_text(rules.read_text() + "\noverride_dh_auto_build:\n\techo SLOW-BUILD; sleep 60\n")
     task = farm.submit(folder, "deb")
     workers.wait_for(
         lambda: task.journal_path.exists() and b"SLOW-BUILD" in task.journal_path.read_bytes(),
         timeout=BUILD_TIMEOUT,
         message="the build to start",
     )
+    return task
+
+
+def assert_no_process_of(task: Task) -> None:
+    """Nothing of the task's sandbox runs (its command lines name its workspace)."""
+    time.sleep(1)
+    leftovers = subprocess.run(["pgrep", "-af", str(task.pk)], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", leftovers.stdout
+
+
+def test_a_canceled_build_stops_at_once_and_leaves_the_registry(farm, data_dir, tmp_path):
+    farm.start_worker()
+    task = submit_slow_build(farm, artifact_copy(tmp_path / "hello"))
+    before = registry_snapshot(data_dir)
+    response = requests.post(
+        f"{farm.web.url}/default/tasks/{task.pk}/cancel",
+        headers={"Authorization": f"Bearer {farm.token}"},
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text  # asked; the worker stops it
+    task = wait_finished(task, timeout=30)
+    assert task.result == TaskResult.CANCELED, task.error
+    assert "canceled by jane" in task.error
+    assert_no_process_of(task)
+    assert registry_snapshot(data_dir) == before
+    assert not Artifact.objects.exists()
+    # The build folder stays for inspection; the overlay layers are gone.
+    workspace = Path(task.place)
+    assert (workspace / "build" / "hello-fatbuildr-1.0" / "debian" / "rules").exists()
+    assert not (workspace / f"sandbox-{HOST}").exists()
+
+
+def test_a_worker_killed_during_a_build_fails_it_and_the_next_build_succeeds(
+    farm, data_dir, tmp_path
+):
+    worker = farm.start_worker()
+    folder = artifact_copy(tmp_path / "hello")
+    task = submit_slow_build(farm, folder)
     before = registry_snapshot(data_dir)
     worker.kill()
     farm.start_worker(beat=True)  # its reaper finds the lost task
@@ -487,9 +521,7 @@ def test_a_worker_killed_during_a_build_fails_it_and_the_next_build_succeeds(
     assert registry_snapshot(data_dir) == before
     assert not Artifact.objects.filter(name="hello-fatbuildr").exists()
     # The sandbox went with the worker: no build process is left.
-    time.sleep(1)
-    leftovers = subprocess.run(["pgrep", "-f", str(task.pk)], capture_output=True, text=True)
-    assert leftovers.stdout.strip() == "", leftovers.stdout
+    assert_no_process_of(task)
 
     shutil.rmtree(folder)
     retry = farm.submit(artifact_copy(tmp_path / "hello"), "deb")

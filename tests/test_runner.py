@@ -164,6 +164,19 @@ def test_failing_command_raises_with_its_exit_code(journal, journal_path):
     assert output_of(frames_of(journal_path)) == b"bad\n"
 
 
+def test_a_wrapped_command_is_named_by_its_display_name(journal, journal_path):
+    wrapper = ["env", "WRAPPED=1", "sh", "-c", "exit 4"]
+    with pytest.raises(
+        CommandError, match=r"^command exit 4 \(in a box\) failed with exit code 4$"
+    ):
+        CommandRunner(journal).run(wrapper, display="exit 4 (in a box)")
+    logs = [payload for command, payload in frames_of(journal_path) if command == Command.LOG]
+    assert logs == [
+        b"10:Command line: env WRAPPED=1 sh -c 'exit 4'",
+        b"20:Running command: exit 4 (in a box)",
+    ]
+
+
 def test_timeout_kills_the_whole_process_group(journal, journal_path, tmp_path):
     pid_file = tmp_path / "child"
     groups: list[int | None] = []
