@@ -55,6 +55,7 @@ from builds.versions import ArtifactVersion
 from registry import publishing
 from registry.constants import SOURCE_ARCHITECTURE
 from registry.indexing import find_derivative
+from registry.keyrings import armored_public_key
 from registry.models import Artifact
 from registry.packages import PackageError, debian_changelog_from_tarball
 from registry.publishing import PublishError, RpmRepository, Target, rpm_file_name
@@ -64,6 +65,8 @@ from registry.storage import deb_architecture, format_root
 from tasks.engine import TaskContext, TaskFailure
 from tasks.runner import CommandError, command_environment
 
+# Where a deb build's dependency installation sees the instance's own deb registry.
+INSTANCE_REPOSITORY = "/srv/fatbuildr/registry"
 ARCHIVE_SUFFIXES = (".tar.xz", ".tar.gz", ".tar.bz2", ".tar")
 # Errors of the build's own making: they end the task with their message.
 BUILD_ERRORS = (
@@ -170,10 +173,13 @@ class Build:
         privileged: bool = False,
         cwd: str = BUILD_MOUNT,
         env: dict[str, str] | None = None,
+        read_only: list[tuple[Path, str]] | None = None,
     ) -> None:
         """Run a command in the sandbox, named in the journal by its own command line."""
         self.run(
-            sandbox.command(cmd, privileged=privileged, cwd=cwd, env=env),
+            sandbox.command(
+                cmd, privileged=privileged, cwd=cwd, env=env, read_only=read_only or ()
+            ),
             display=sandbox.describe(cmd, privileged=privileged),
         )
 
@@ -497,7 +503,8 @@ class DebBuilder:
             try:
                 build.log(f"Installing the build dependencies ({architecture})")
                 install = (
-                    "apt-get update -q && apt-get build-dep -y -q "
+                    # Retries: a publication may be rewriting the instance registry's indexes.
+                    "apt-get update -q -o Acquire::Retries=3 && apt-get build-dep -y -q "
                     f"./{shlex.quote(self.source_dir_name)}"
                 )
                 build.run_sandboxed(
@@ -505,6 +512,7 @@ class DebBuilder:
                     ["sh", "-c", install],
                     privileged=True,
                     env={"DEBIAN_FRONTEND": "noninteractive"},
+                    read_only=self.instance_repository(sandbox),
                 )
                 sandbox.hand_over_build_dir()
                 # The first architecture builds the source and the arch-independent packages.
@@ -523,6 +531,29 @@ class DebBuilder:
                 self.changes.append(changes)
             finally:
                 sandbox.discard()
+
+    def instance_repository(self, sandbox: Sandbox) -> list[tuple[Path, str]]:
+        """Make the instance's own registry an apt source of the sandbox, so that build
+        dependencies can be packages published before (upstream's D10derivatives hook):
+        the distribution's components from the build's derivative down to main, trusted
+        through the instance key. The registry is bound read-only, for apt only."""
+        build = self.build_
+        target = build.target
+        registry = format_root(target.instance.pk, "deb")
+        key = armored_public_key(target.instance)
+        if not key or not (registry / "dists" / target.distribution / "InRelease").is_file():
+            return []
+        chain = get_pipelines(target.instance).recursive_derivatives(target.derivative)
+        apt = sandbox.upper / "etc" / "apt"
+        for folder in ("keyrings", "sources.list.d"):
+            (apt / folder).mkdir(parents=True, exist_ok=True)
+        (apt / "keyrings" / "fatbuildr.asc").write_text(key)
+        (apt / "sources.list.d" / "fatbuildr.list").write_text(
+            f"deb [signed-by=/etc/apt/keyrings/fatbuildr.asc] file:{INSTANCE_REPOSITORY} "
+            f"{target.distribution} {' '.join(chain)}\n"
+        )
+        build.log(f"Build dependencies may come from this instance's {target} ({', '.join(chain)})")
+        return [(registry, INSTANCE_REPOSITORY)]
 
     def changes_file(self, architecture: str) -> Path:
         build = self.build_

@@ -92,8 +92,10 @@ class Sandbox:
         privileged: bool = False,
         cwd: str = BUILD_MOUNT,
         env: Mapping[str, str] | None = None,
+        read_only: Sequence[tuple[Path, str]] = (),
     ) -> list[str]:
-        """The host command line running *cmd* inside the sandbox."""
+        """The host command line running *cmd* inside the sandbox; *read_only* host folders
+        are bound at the given places (privileged commands only)."""
         mount = [
             "unshare",
             "--mount",
@@ -114,6 +116,10 @@ class Sandbox:
         binds = []
         if privileged:
             binds = ["--ro-bind", str(MOUNT_POINT / BUILD_MOUNT[1:]), BUILD_MOUNT]
+            for source, place in read_only:
+                binds += ["--ro-bind", str(source), place]
+        elif read_only:
+            raise SandboxError("host folders are only bound for privileged commands")
         bwrap = bwrap_command(
             MOUNT_POINT, cmd, privileged=privileged, cwd=cwd, env=env, binds=binds
         )

@@ -358,6 +358,35 @@ def test_a_failing_build_ends_failed_with_the_command_output_and_leaves_the_regi
     assert sorted(Artifact.objects.values_list("name", "architecture", "version")) == index
 
 
+def test_a_build_dependency_can_be_a_package_published_before(farm, tmp_path):
+    """The instance registry is an apt source of the dependency installation."""
+    farm.start_worker()
+    assert (
+        farm.watch(farm.submit(artifact_copy(tmp_path / "hello"), "deb"))
+        .rstrip()
+        .endswith("Task succeeded")
+    )
+    user = artifact_copy(tmp_path / "user", name="hello-user")
+    control = user / "artifact" / "deb" / "control"
+    control.write_text(
+        control.read_text().replace(
+            "Build-Depends: debhelper-compat (= 13)",
+            "Build-Depends: debhelper-compat (= 13), hello-fatbuildr (>= 1.0)",
+        )
+    )
+    rules = user / "artifact" / "deb" / "rules"
+    rules.write_text(
+        rules.read_text()
+        + "\noverride_dh_auto_build:\n\techo DEPENDENCY SAYS $$(hello-fatbuildr)\n"
+        "\tdh_auto_build\n"
+    )
+    task = farm.submit(user, "deb", name="hello-user")
+    journal = farm.watch(task)
+    assert journal.rstrip().endswith("Task succeeded"), journal
+    assert "Build dependencies may come from this instance's deb registry bookworm/main" in journal
+    assert "DEPENDENCY SAYS Hello from Fatbuildr!" in journal
+
+
 def test_hostile_rules_reach_no_secret_and_no_network(farm, data_dir, tmp_path):
     """debian/rules runs code of the submitter: it sees only its own build folder."""
     secret = f"SECRET-{uuid.uuid4().hex}"
