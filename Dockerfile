@@ -6,8 +6,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     FATBUILDR_DATA_DIR=/var/lib/fatbuildr
 
-# gpg makes and uses the instance keyrings.
-RUN apt-get update && apt-get install -y --no-install-recommends gnupg \
+# gpg makes and uses the instance keyrings; reprepro, rpm and createrepo_c keep the
+# registries; mmdebstrap makes the build roots, bubblewrap isolates the builds, debchange
+# writes deb changelogs.
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        gnupg gpg-agent reprepro rpm createrepo-c mmdebstrap bubblewrap devscripts \
+        libdistro-info-perl dpkg-dev ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
