@@ -121,6 +121,23 @@ def _iter_members(tar: tarfile.TarFile, label: str) -> Iterator[tarfile.TarInfo]
             raise ArchiveError(f"{label}: archive has unexpected data after its end")
 
 
+def _limited_members(
+    tar: tarfile.TarFile, label: str, limits: ArchiveLimits
+) -> Iterator[tarfile.TarInfo]:
+    """The members, refusing the archive once their number or their announced sizes go over
+    the limits: checked at each header, before the member's data is inflated."""
+    total_size = 0
+    for count, member in enumerate(_iter_members(tar, label), start=1):
+        if count > limits.max_members:
+            raise ArchiveError(f"{label}: archive has more than {limits.max_members} members")
+        total_size += max(member.size, 0)
+        if total_size > limits.max_size:
+            raise ArchiveError(
+                f"{label}: member {member.name!r} takes the archive over {limits.max_size} bytes"
+            )
+        yield member
+
+
 def _normalize(name: str, label: str) -> str:
     """The member name without "./" prefixes, empty or "." components; "" for the root.
 
@@ -187,19 +204,8 @@ def check_archive(path: Path, *, label: str, limits: ArchiveLimits | None = None
     symlinks: dict[str, str] = {}
     seen: dict[str, bool] = {}  # name -> is a symlink
     raw_names: dict[str, str] = {}
-    total_size = 0
-    count = 0
     with _open_stream(path, label) as tar:
-        for member in _iter_members(tar, label):
-            count += 1
-            if count > limits.max_members:
-                raise ArchiveError(f"{label}: archive has more than {limits.max_members} members")
-            total_size += max(member.size, 0)
-            if total_size > limits.max_size:
-                raise ArchiveError(
-                    f"{label}: member {member.name!r} takes the archive over "
-                    f"{limits.max_size} bytes"
-                )
+        for member in _limited_members(tar, label, limits):
             name = _normalize(member.name, label)
             if not name:
                 if not member.isdir():
@@ -295,17 +301,8 @@ def read_member(
     limits = limits or default_limits()
     wanted = _normalize(name, label)
     content: bytes | None = None
-    total_size = 0
     with _open_stream(path, label) as tar:
-        for count, member in enumerate(_iter_members(tar, label), start=1):
-            if count > limits.max_members:
-                raise ArchiveError(f"{label}: archive has more than {limits.max_members} members")
-            total_size += max(member.size, 0)
-            if total_size > limits.max_size:
-                raise ArchiveError(
-                    f"{label}: member {member.name!r} takes the archive over "
-                    f"{limits.max_size} bytes"
-                )
+        for member in _limited_members(tar, label, limits):
             if _normalize(member.name, label) != wanted:
                 continue
             if not member.isreg():

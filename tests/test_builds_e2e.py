@@ -144,6 +144,13 @@ class Farm:
         assert response.status_code == 200, response.text
         return Task.objects.get(pk=response.json()["task"])
 
+    def build(self, folder: Path, fmt: str, **options: Any) -> tuple[Task, str]:
+        """Submit and watch a build that must succeed; the task and its journal."""
+        task = self.submit(folder, fmt, **options)
+        journal = self.watch(task)
+        assert journal.rstrip().endswith("Task succeeded"), journal
+        return task, journal
+
     def watch(self, task: Task) -> str:
         """The journal streamed over HTTP until its end frame, as `fatbuildrctl watch`."""
         response = requests.get(
@@ -202,9 +209,7 @@ def registry_snapshot(data_dir: Path) -> dict[str, bytes]:
 def test_deb_example_builds_live_installs_with_apt_and_rebuilds_as_build1(farm, data_dir, tmp_path):
     farm.start_worker()
     folder = artifact_copy(tmp_path / "hello")
-    task = farm.submit(folder, "deb", message="First build")
-    journal = farm.watch(task)
-    assert journal.rstrip().endswith("Task succeeded"), journal
+    task, journal = farm.build(folder, "deb", message="First build")
     for step in ("Installing the build dependencies", "dpkg-buildpackage", "lintian", "Published"):
         assert step in journal
     assert "dh_builddeb" in journal  # the build's own output, streamed
@@ -225,9 +230,7 @@ def test_deb_example_builds_live_installs_with_apt_and_rebuilds_as_build1(farm, 
 
     # The source tarball made again (other dates, other bytes), as fatbuildrctl does at
     # every build: the published orig tarball of 1.0 is reused.
-    again = farm.submit(folder, "deb", message="Second build", source_mtime=1_000_000_000)
-    journal = farm.watch(again)
-    assert journal.rstrip().endswith("Task succeeded"), journal
+    again, journal = farm.build(folder, "deb", message="Second build", source_mtime=1_000_000_000)
     assert "Using the published hello-fatbuildr_1.0.orig.tar.xz" in journal
     source = Artifact.objects.get(name="hello-fatbuildr", architecture="src")
     assert source.version == "1.0-1.deb12+build1"
@@ -283,9 +286,7 @@ def host_system_repository(root: Path, rpm: Path) -> Path:
 def test_rpm_example_builds_installs_with_dnf_and_rebuilds_as_build1(farm, data_dir, tmp_path):
     farm.start_worker()
     folder = artifact_copy(tmp_path / "hello")
-    task = farm.submit(folder, "rpm", message="First build")
-    journal = farm.watch(task)
-    assert journal.rstrip().endswith("Task succeeded"), journal
+    task, journal = farm.build(folder, "rpm", message="First build")
     for step in ("rpmbuild", "rpmlint", "Published"):
         assert step in journal
 
@@ -312,8 +313,7 @@ def test_rpm_example_builds_installs_with_dnf_and_rebuilds_as_build1(farm, data_
     signature = run(["rpm", "-qp", "--qf", "%{RSAHEADER:pgpsig}", binary]).stdout
     assert "Key ID" in signature
 
-    again = farm.submit(folder, "rpm", message="Second build")
-    assert farm.watch(again).rstrip().endswith("Task succeeded")
+    again, _ = farm.build(folder, "rpm", message="Second build")
     (source,) = published.glob("source/Packages/*.src.rpm")
     assert source.name == "hello-fatbuildr-1.0-1.el8+build1.src.rpm"
     changelog = run(["rpm", "-qp", "--changelog", source]).stdout
@@ -333,8 +333,7 @@ def test_a_failing_build_ends_failed_with_the_command_output_and_leaves_the_regi
 ):
     farm.start_worker()
     folder = artifact_copy(tmp_path / "hello")
-    good = farm.submit(folder, fmt)
-    assert farm.watch(good).rstrip().endswith("Task succeeded")
+    farm.build(folder, fmt)
     before = registry_snapshot(data_dir)
     index = sorted(Artifact.objects.values_list("name", "architecture", "version"))
 
@@ -361,11 +360,7 @@ def test_a_failing_build_ends_failed_with_the_command_output_and_leaves_the_regi
 def test_a_build_dependency_can_be_a_package_published_before(farm, tmp_path):
     """The instance registry is an apt source of the dependency installation."""
     farm.start_worker()
-    assert (
-        farm.watch(farm.submit(artifact_copy(tmp_path / "hello"), "deb"))
-        .rstrip()
-        .endswith("Task succeeded")
-    )
+    farm.build(artifact_copy(tmp_path / "hello"), "deb")
     user = artifact_copy(tmp_path / "user", name="hello-user")
     control = user / "artifact" / "deb" / "control"
     control.write_text(
@@ -380,9 +375,7 @@ def test_a_build_dependency_can_be_a_package_published_before(farm, tmp_path):
         + "\noverride_dh_auto_build:\n\techo DEPENDENCY SAYS $$(hello-fatbuildr)\n"
         "\tdh_auto_build\n"
     )
-    task = farm.submit(user, "deb", name="hello-user")
-    journal = farm.watch(task)
-    assert journal.rstrip().endswith("Task succeeded"), journal
+    _, journal = farm.build(user, "deb", name="hello-user")
     assert "Build dependencies may come from this instance's deb registry bookworm/main" in journal
     assert "DEPENDENCY SAYS Hello from Fatbuildr!" in journal
 
@@ -454,16 +447,12 @@ def test_a_missing_build_root_is_made_first_and_declared_sources_are_downloaded_
     envs = tmp_path / "envs"
     farm.start_worker(env={"FATBUILDR_ENVS_DIR": str(envs)})
     try:
-        first = farm.submit(folder, "rpm", upload_source=False)
-        journal = farm.watch(first)
-        assert journal.rstrip().endswith("Task succeeded"), journal
+        _, journal = farm.build(folder, "rpm", upload_source=False)
         assert "build environment rpm-rocky-8-x86_64 is missing: creating it first" in journal
         assert "mmdebstrap" in journal
         assert (envs / "default" / f"rpm-rocky-8-{HOST}.tar").is_file()
         assert "Downloading http://127.0.0.1" in journal
-        again = farm.submit(folder, "rpm", upload_source=False)
-        journal = farm.watch(again)
-        assert journal.rstrip().endswith("Task succeeded"), journal
+        _, journal = farm.build(folder, "rpm", upload_source=False)
         assert "Downloading" not in journal and "Using cached" in journal
         assert "is missing" not in journal
     finally:
