@@ -48,7 +48,7 @@ from builds.definition import (
 )
 from builds.environments import BuildEnvironment, BuildEnvironmentError
 from builds.sandbox import BUILD_MOUNT, Sandbox, SandboxError
-from builds.services import TARBALL_NAME, UPLOAD_FOLDER, uploaded_source_version
+from builds.services import uploaded_source_version, uploaded_tarball
 from builds.sources import SourceError, cached_source
 from builds.templates import TemplateError, render_template, render_tree
 from builds.versions import ArtifactVersion
@@ -234,7 +234,7 @@ def prepare(context: TaskContext, target: Target) -> Build:
     shutil.rmtree(definition_dir, ignore_errors=True)
     definition_dir.mkdir()
     context.log("Extracting the artifact definition")
-    extract_archive(workspace / UPLOAD_FOLDER / TARBALL_NAME, definition_dir, label="tarball")
+    extract_archive(uploaded_tarball(workspace), definition_dir, label="tarball")
     definition = load_definition(definition_dir, artifact=task.artifact)
     if not definition.supports(target.format):
         raise DefinitionError(f"artifact {task.artifact} has no {target.format} packaging")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
@@ -21,6 +23,7 @@ from django.conf import settings
 from builds.definition import NAME_PATTERN, ArtifactDefinition, DefinitionError, SourceSpec
 
 ALLOWED_SCHEMES = ("http", "https")
+MAX_REDIRECTS = 5
 
 _CHUNK_SIZE = 1024 * 1024
 
@@ -68,6 +71,44 @@ def cache_folder(instance: str, artifact: str) -> Path:
     return Path(settings.FATBUILDR_CACHE_DIR) / instance / artifact
 
 
+def check_destination(url: str) -> None:
+    """Refuse a URL whose host is, or resolves to, a loopback, private, link-local or
+    otherwise non-public address: a definition is untrusted, and the worker must not fetch
+    the farm's own services (the database, the web server, a cloud metadata endpoint) into
+    a package its author can download. FATBUILDR_SOURCE_ALLOW_PRIVATE lifts this for
+    mirrors on a private network."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ALLOWED_SCHEMES or not parts.hostname:
+        raise SourceError(f"only http and https URLs with a host are supported ({url})")
+    if settings.FATBUILDR_SOURCE_ALLOW_PRIVATE:
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, None)}
+    except (OSError, UnicodeError) as error:
+        raise SourceError(
+            f"Downloading {url} failed: cannot resolve {parts.hostname}: {error}"
+        ) from None
+    for address in addresses:
+        if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
+            raise SourceError(
+                f"Downloading {url} refused: {parts.hostname} is a non-public address "
+                f"({address}); set FATBUILDR_SOURCE_ALLOW_PRIVATE for private mirrors"
+            )
+
+
+def _get(url: str, timeout: float) -> requests.Response:
+    """GET with redirects followed by hand, each destination checked before it is asked."""
+    for _ in range(MAX_REDIRECTS + 1):
+        check_destination(url)
+        response = requests.get(url, stream=True, timeout=timeout, allow_redirects=False)
+        if not response.is_redirect:
+            return response
+        location = response.headers.get("Location", "")
+        response.close()
+        url = urljoin(url, location)
+    raise SourceError(f"Downloading {url} failed: more than {MAX_REDIRECTS} redirects")
+
+
 def _fetch(url: str, folder: Path, filename: str) -> Path:
     """Download `url` into a new temporary file of `folder` and return it.
 
@@ -80,7 +121,7 @@ def _fetch(url: str, folder: Path, filename: str) -> Path:
     try:
         with os.fdopen(descriptor, "wb") as handle:
             try:
-                with requests.get(url, stream=True, timeout=timeout) as response:
+                with _get(url, timeout) as response:
                     if response.status_code >= 400:
                         raise SourceError(
                             f"Downloading {url} failed: HTTP {response.status_code} "

@@ -291,5 +291,8 @@ FATBUILDR_BUILD_ARCHIVE_MAX_MEMBERS = int(
 FATBUILDR_BUILD_UPLOAD_MAX_SIZE = int(
     os.environ.get("FATBUILDR_BUILD_UPLOAD_MAX_SIZE", str(1024**3))
 )
+# Downloads of declared sources from loopback and private addresses (a private mirror);
+# refused by default: definitions are untrusted.
+FATBUILDR_SOURCE_ALLOW_PRIVATE = env_bool("FATBUILDR_SOURCE_ALLOW_PRIVATE", False)
 # Downloads of declared sources: seconds without data before giving up.
 FATBUILDR_SOURCE_DOWNLOAD_TIMEOUT = float(os.environ.get("FATBUILDR_SOURCE_DOWNLOAD_TIMEOUT", "60"))

@@ -16,11 +16,13 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
+from builds import sources
 from builds.archives import (
     ArchiveError,
     ArchiveLimits,
@@ -750,6 +752,8 @@ def http_root(tmp_path) -> Iterator[tuple[Path, str, ThreadingHTTPServer]]:
 def cache_dir(settings, tmp_path) -> Path:
     settings.FATBUILDR_CACHE_DIR = tmp_path / "cache"
     settings.FATBUILDR_SOURCE_DOWNLOAD_TIMEOUT = 5
+    # The test server listens on loopback, which production refuses (see below).
+    settings.FATBUILDR_SOURCE_ALLOW_PRIVATE = True
     return settings.FATBUILDR_CACHE_DIR
 
 
@@ -855,3 +859,74 @@ def test_cached_source_refuses_other_schemes(cache_dir, url):
     definition = parse_definition(f"source: {url}\nversion: 1\n", artifact="hello")
     with pytest.raises(SourceError, match="only http and https URLs are supported"):
         cached_source(definition, definition.sources[0], "1", instance="default", log=print)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:5432/x.tar.gz",
+        "http://localhost/x.tar.gz",
+        "http://[::1]/x.tar.gz",
+        "http://169.254.169.254/latest/meta-data/x.tar.gz",
+        "http://10.1.2.3/x.tar.gz",
+        "http://192.168.0.1/x.tar.gz",
+    ],
+)
+def test_sources_on_non_public_addresses_are_refused(cache_dir, settings, url):
+    settings.FATBUILDR_SOURCE_ALLOW_PRIVATE = False
+    definition = parse_definition(f"source: {url}\nversion: 1\n", artifact="hello")
+    with pytest.raises(SourceError, match="non-public address"):
+        cached_source(definition, definition.sources[0], "1", instance="default", log=print)
+    assert not list((cache_dir / "default" / "hello").iterdir())
+
+
+def test_a_redirect_is_checked_like_the_first_address(http_root, cache_dir, settings):
+    """A public server could redirect to the farm's own services: every hop is checked."""
+    root, base, _ = http_root
+    (root / "hello-2.10.tar.gz").write_bytes(b"data")
+    redirect = ThreadingHTTPServer(("127.0.0.1", 0), _redirect_handler(f"{base}/hello-2.10.tar.gz"))
+    thread = threading.Thread(target=redirect.serve_forever, daemon=True)
+    thread.start()
+    try:
+        definition = _definition(f"http://127.0.0.1:{redirect.server_address[1]}")
+        lines: list[str] = []
+        path = cached_source(
+            definition, definition.sources[0], "2.10", instance="default", log=lines.append
+        )
+        assert path.read_bytes() == b"data"  # followed, when private addresses are allowed
+
+        path.unlink()
+        checked: list[str] = []
+        settings.FATBUILDR_SOURCE_ALLOW_PRIVATE = False
+        real_check = sources.check_destination
+
+        def public_first_hop(url: str) -> None:
+            # Stands for a public first server: only the redirect's target is checked for real.
+            checked.append(url)
+            if len(checked) > 1:
+                real_check(url)
+
+        with (
+            mock.patch.object(sources, "check_destination", public_first_hop),
+            pytest.raises(SourceError, match="non-public address"),
+        ):
+            cached_source(definition, definition.sources[0], "2.10", instance="default", log=print)
+        assert checked[-1] == f"{base}/hello-2.10.tar.gz"
+        assert not path.exists()
+    finally:
+        redirect.shutdown()
+        redirect.server_close()
+        thread.join(timeout=5)
+
+
+def _redirect_handler(location: str) -> type[BaseHTTPRequestHandler]:
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # the http.server API
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Redirect

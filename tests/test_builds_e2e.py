@@ -445,7 +445,10 @@ def test_a_missing_build_root_is_made_first_and_declared_sources_are_downloaded_
         "deb:\n  release: 1\nrpm:\n  release: 1\n"
     )
     envs = tmp_path / "envs"
-    farm.start_worker(env={"FATBUILDR_ENVS_DIR": str(envs)})
+    # The test server listens on loopback, which production refuses to download from.
+    farm.start_worker(
+        env={"FATBUILDR_ENVS_DIR": str(envs), "FATBUILDR_SOURCE_ALLOW_PRIVATE": "true"}
+    )
     try:
         _, journal = farm.build(folder, "rpm", upload_source=False)
         assert "build environment rpm-rocky-8-x86_64 is missing: creating it first" in journal
