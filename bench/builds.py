@@ -72,36 +72,52 @@ import io
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tarfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-import psycopg
-import redis
 import requests
+
+# Run as a script, sys.path starts with this folder, whose builds.py and tasks.py would hide
+# the `builds` and `tasks` applications: the repository root goes first instead (also for
+# `bench.common`).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(REPO_ROOT)] + [
+    p for p in sys.path if p and Path(p).resolve() != REPO_ROOT / "bench"
+]
+
+from bench.common import (  # noqa: E402
+    DEVELOPMENT_SETTINGS,
+    PROTECTED_DBS,
+    clean_environment,
+    delete_queue_keys,
+    ensure_database,
+    install_keyring,
+    journal_frames,
+    machine_busy,
+    save_keyring,
+    stop_agent,
+    use_environment,
+    wait_until,
+)
+from bench.common import Worker as CeleryWorker  # noqa: E402
 
 if TYPE_CHECKING:
     from registry.models import Instance
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CELERY = REPO_ROOT / ".venv" / "bin" / "celery"
 WORK = REPO_ROOT / "var" / "bench-builds"
 EXAMPLE = REPO_ROOT / "examples" / "hello-fatbuildr"
 
 BENCH_DB = "fatbuildr_bench_builds"
-# Databases this script must never create, drop or write to.
-PROTECTED_DBS = {"fatbuildr", "test_fatbuildr", "test", "root", "postgres", "fatbuildr_bench"}
-PG_SERVER = "postgres://postgres@127.0.0.1:5432"
-BENCH_URL = f"{PG_SERVER}/{BENCH_DB}"
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Nor bench/registry_api.py's database, which that bench drops and recreates at every run.
+PROTECTED = PROTECTED_DBS | {"fatbuildr_bench"}
 
 INSTANCE = "default"
 USER = "jane"
@@ -117,10 +133,7 @@ TARGET_SPEEDUP = 1.6
 
 # Settings of the caller's shell that would make this run differ from production.
 UNSET = (
-    "DJANGO_DEBUG",
-    "DJANGO_ALLOWED_HOSTS",
-    "FATBUILDR_INSTANCE",
-    "FATBUILDR_POLICY",
+    *DEVELOPMENT_SETTINGS,
     "FATBUILDR_CACHE_DIR",
     "FATBUILDR_MIRROR",
     "FATBUILDR_BUILD_UID",
@@ -142,17 +155,15 @@ STEPS = (
 )
 PHASES = ("upload+queue", "prepare", "build-dep", "dpkg-buildpackage", "lintian", "publish")
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
 
 # --- environment, database, processes ------------------------------------------------------
 
 
 def bench_environment(queue: str, envs_dir: Path) -> dict[str, str]:
     """What this process, the workers and the server share."""
-    env = {name: value for name, value in os.environ.items() if name not in UNSET}
-    env.update(
-        DATABASE_URL=BENCH_URL,
+    return clean_environment(
+        BENCH_DB,
+        unset=UNSET,
         DJANGO_SETTINGS_MODULE="fatbuildr_site.settings",
         DJANGO_SECRET_KEY=secrets.token_hex(32),
         FATBUILDR_DATA_DIR=str(WORK / "data"),
@@ -160,90 +171,12 @@ def bench_environment(queue: str, envs_dir: Path) -> dict[str, str]:
         FATBUILDR_TASK_QUEUE=queue,
         FATBUILDR_LOG_LEVEL="WARNING",
     )
-    return env
 
 
-def ensure_database() -> None:
-    assert BENCH_DB not in PROTECTED_DBS
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,))
-        if exists.fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+class Worker(CeleryWorker):
+    """A worker with the production settings of the bench environment."""
 
-
-def stop_group(process: subprocess.Popen, timeout: float = 15) -> None:
-    """SIGTERM the process group started with *process*, SIGKILL it if it lingers."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def wait_until(
-    predicate: Callable[[], object], *, timeout: float, what: str, interval: float = 0.1
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(interval)
-
-
-class Worker:
-    """A `celery worker` process group consuming the bench queue, production settings."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path, concurrency: int) -> None:
-        name = f"bench-builds-{uuid.uuid4().hex[:8]}"
-        self.log_path = log_dir / f"{name}.log"
-        self.concurrency = concurrency
-        cmd = [str(CELERY), "-A", "fatbuildr_site", "worker", "--loglevel", "INFO"]
-        cmd += ["--concurrency", str(concurrency), "--hostname", f"{name}@%h"]
-        # No gossip with the other workers of this Redis (tests, other benches).
-        cmd += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-        cmd += ["--queues", env["FATBUILDR_TASK_QUEUE"]]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                cmd, cwd=REPO_ROOT, env=dict(env, FATBUILDR_LOG_LEVEL="INFO"), stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        try:
-            wait_until(self._ready, timeout=60, what=f"worker {name}")
-        except BaseException:
-            self.stop()
-            raise
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"worker exited:\n{self.log_path.read_text(errors='replace')}")
-        return b" ready." in self.log_path.read_bytes()
-
-    def stop(self) -> None:
-        stop_group(self.process)
-
-
-def machine_busy() -> float:
-    """CPU seconds spent by the whole machine outside idle and iowait."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().split()[1:9]]
-    return (sum(fields) - fields[3] - fields[4]) / CLOCK_TICKS
-
-
-def delete_queue_keys(queue: str) -> None:
-    """The queue lists (and their priority variants) and bindings of this run only."""
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"*{queue}*"))
-    if keys:
-        client.delete(*keys)
-
-
-def stop_agent(home: Path) -> None:
-    subprocess.run(
-        ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-        check=False, capture_output=True, timeout=30,
-    )  # fmt: skip
+    name_prefix = "bench-builds"
 
 
 # --- set-up of the instance ----------------------------------------------------------------
@@ -251,24 +184,16 @@ def stop_agent(home: Path) -> None:
 
 def signed_instance() -> Instance:
     """The default instance with the bench's keyring (made once, then copied)."""
-    from registry import keyrings, signing
     from registry.services import load_instance_file
 
     instance, _ = load_instance_file(path=REPO_ROOT / "instances" / "default.yml")
     template = WORK / "keyring-template"
-    home = keyrings.keyring_home(instance.pk)
     if not (template / ".done").exists():
         print("Creating an RSA 4096 keyring (once, kept in var/bench-builds)...", flush=True)
         shutil.rmtree(template, ignore_errors=True)
-        keyrings.create_keyring(instance, log=lambda *args, **kwargs: None)
-        stop_agent(home)
-        # Without the agent's sockets: the copy gets its own agent.
-        shutil.copytree(home, template, ignore=shutil.ignore_patterns("S.*"))
-        (template / ".done").touch()
-    else:
-        shutil.copytree(template, home, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".done"))
-    keyrings.sync_keyring_record(instance)
-    signing.preset_agent_passphrase(instance.pk)
+        save_keyring(instance, template)
+        (template / ".done").touch()  # Last: an interrupted creation is done again.
+    install_keyring(instance, template)
     return instance
 
 
@@ -359,29 +284,18 @@ class Client:
 
     def watch(self, task_id: str) -> list[tuple[float, str]]:
         """(arrival time, message) of the journal's LOG frames, up to the end frame."""
-        from tasks.journal import HEADER, Command, is_end_frame
+        from tasks.journal import Command, is_end_frame
 
         events: list[tuple[float, str]] = []
-        buffer = bytearray()
         url = f"{self.url}/{INSTANCE}/watch/{task_id}.journal"
         with self.session.get(url, stream=True, timeout=(10, BUILD_TIMEOUT)) as response:
             response.raise_for_status()
-            while True:
-                data = response.raw.read1(65536)
-                arrival = time.time()
-                if not data:
-                    raise RuntimeError(f"journal of {task_id} ended without its end frame")
-                buffer += data
-                while len(buffer) >= HEADER.size:
-                    command, length = HEADER.unpack_from(buffer)
-                    if len(buffer) < HEADER.size + length:
-                        break
-                    payload = bytes(buffer[HEADER.size : HEADER.size + length])
-                    del buffer[: HEADER.size + length]
-                    if command == Command.LOG:
-                        events.append((arrival, payload.decode(errors="replace").partition(":")[2]))
-                        if is_end_frame(command, payload):
-                            return events
+            for arrival, command, payload in journal_frames(response):
+                if command == Command.LOG:
+                    events.append((arrival, payload.decode(errors="replace").partition(":")[2]))
+                    if is_end_frame(command, payload):
+                        return events
+        raise RuntimeError(f"journal of {task_id} ended without its end frame")
 
 
 def check_succeeded(task_ids: Sequence[str]) -> list:
@@ -706,7 +620,7 @@ def report_throughput(runs: list[Throughput]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each part (median)")
     parser.add_argument(
         "--throughput-rounds", type=int, help="rounds of part 2, if not --rounds (median)"
@@ -725,11 +639,6 @@ def main() -> int:
     if min(args.rounds, args.throughput_rounds) < 1:
         parser.error("rounds must be positive")
 
-    # This file is bench/builds.py: its directory must hide neither the `builds` nor the
-    # `tasks` application.
-    bench_dir = Path(__file__).resolve().parent
-    sys.path[:] = [str(REPO_ROOT)] + [p for p in sys.path if p and Path(p).resolve() != bench_dir]
-
     queue = f"fatbuildr-bench-builds-{uuid.uuid4().hex[:12]}"
     env = bench_environment(queue, args.envs.resolve())
     data = WORK / "data"
@@ -743,10 +652,8 @@ def main() -> int:
     bench_started = time.monotonic()
     try:
         print(f"Database {BENCH_DB}: creating if missing, migrating...", flush=True)
-        ensure_database()
-        for name in set(os.environ) - set(env):
-            del os.environ[name]
-        os.environ.update(env)
+        ensure_database(BENCH_DB, protected=PROTECTED)
+        use_environment(env)
         import django
 
         django.setup()

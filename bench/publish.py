@@ -49,25 +49,27 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# Run as a script, sys.path starts with this folder, whose tasks.py would hide the `tasks`
+# application: the repository root goes first instead (also for `bench.common`).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+sys.path[:] = [str(REPO_ROOT)] + [
+    p for p in sys.path if p and Path(p).resolve() != REPO_ROOT / "bench"
+]
+
+from bench.common import (  # noqa: E402
+    database_url,
+    ensure_database,
+    install_keyring,
+    save_keyring,
+    stop_agent,
+)
 
 BENCH_DB = "fatbuildr_bench_publish"
-os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
+os.environ["DATABASE_URL"] = database_url(BENCH_DB)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fatbuildr_site.settings")
 os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key")
 
-import psycopg  # noqa: E402
-
-
-def ensure_database() -> None:
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-
-ensure_database()
+ensure_database(BENCH_DB)
 
 import django  # noqa: E402
 
@@ -119,30 +121,19 @@ class Bench:
         settings.FATBUILDR_DATA_DIR = data
 
     def _make_keyring(self) -> Path:
-        data = self.work / "keyring-data"
-        self._use_data_root(data)
+        self._use_data_root(self.work / "keyring-data")
         print("Creating an RSA 4096 keyring...", flush=True)
-        keyrings.create_keyring(self.instance, log=quiet)
         template = self.work / "keyring-template"
-        shutil.copytree(
-            keyrings.keyring_home(self.instance.pk),
-            template,
-            ignore=shutil.ignore_patterns("S.*"),
-        )
-        self._stop_agent()
+        save_keyring(self.instance, template)
         return template
 
     def _stop_agent(self) -> None:
-        home = keyrings.keyring_home(self.instance.pk)
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+        stop_agent(keyrings.keyring_home(self.instance.pk))
 
     def data_root(self, name: str) -> Path:
         data = self.work / name
         self._use_data_root(data)
-        home = keyrings.keyring_home(self.instance.pk)
-        shutil.copytree(self.keyring_template, home, dirs_exist_ok=True)
-        keyrings.sync_keyring_record(self.instance)
-        signing.preset_agent_passphrase(self.instance.pk)
+        install_keyring(self.instance, self.keyring_template)
         return data
 
     def _cached(self, name: str, build: Callable[[Path], object]) -> Path:
@@ -257,7 +248,7 @@ class Bench:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 1000, 10000])
     parser.add_argument("--formats", nargs="+", default=["deb", "rpm"], choices=["deb", "rpm"])
     parser.add_argument("--rounds", type=int, default=5)

@@ -29,8 +29,6 @@ What it does:
 
 import argparse
 import json
-import math
-import os
 import shutil
 import socket
 import subprocess
@@ -44,15 +42,25 @@ from typing import Any
 import psycopg
 import requests
 
+# Run as a script, sys.path starts with this folder, whose tasks.py would hide the `tasks`
+# application: the repository root goes first instead (also for `bench.common`).
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON = ROOT / ".venv" / "bin" / "python"
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if p and Path(p).resolve() != ROOT / "bench"]
+
+from bench.common import (  # noqa: E402
+    PYTHON,
+    clean_environment,
+    database_url,
+    drop_database,
+    ensure_database,
+    manage,
+    percentile,
+)
+
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 
 BENCH_DB = "fatbuildr_bench"
-# Databases this script must never create, drop or write to.
-PROTECTED_DBS = {"fatbuildr", "test_fatbuildr", "test", "root", "postgres"}
-PG_SERVER = "postgres://postgres@127.0.0.1:5432"
-BENCH_URL = f"{PG_SERVER}/{BENCH_DB}"
+BENCH_URL = database_url(BENCH_DB)
 
 INSTANCE = "default"
 SEARCH_TERM = "needle"
@@ -86,36 +94,15 @@ TARGET_RATIO = 2.0
 # --- database and seeding --------------------------------------------------
 
 
-def recreate_database() -> None:
-    assert BENCH_DB not in PROTECTED_DBS
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-
-def drop_database() -> None:
-    assert BENCH_DB not in PROTECTED_DBS
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-
-
 def bench_environment(data_dir: str) -> dict[str, str]:
     """Environment of manage.py, gunicorn and the in-process seeding: production settings."""
-    env = dict(os.environ)
-    for name in ("DJANGO_DEBUG", "FATBUILDR_INSTANCE", "FATBUILDR_POLICY", "DJANGO_ALLOWED_HOSTS"):
-        env.pop(name, None)
-    env.update(
-        DATABASE_URL=BENCH_URL,
+    return clean_environment(
+        BENCH_DB,
         DJANGO_SETTINGS_MODULE="fatbuildr_site.settings",
         DJANGO_SECRET_KEY="bench-only-secret-key-not-for-production",
         FATBUILDR_DATA_DIR=data_dir,
         FATBUILDR_LOG_LEVEL="WARNING",
     )
-    return env
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([str(PYTHON), "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
 def package_plan(total: int) -> list[tuple[tuple[str, str, str], int, int]]:
@@ -162,7 +149,6 @@ def needle_packages(plan: list[tuple[tuple[str, str, str], int, int]]) -> set[in
 
 def seed(total: int) -> dict[str, Any]:
     """Fill the registry index in-process with bulk_create; returns what the benchmark needs."""
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
@@ -479,12 +465,6 @@ def baseline_description(
 # --- measurement ---------------------------------------------------------------
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
 def measure(call: Callable[[], bytes], warmup: int, iterations: int) -> tuple[list[float], bytes]:
     body = b""
     for _ in range(warmup):
@@ -528,7 +508,8 @@ def main() -> int:
     gunicorn = None
     try:
         print(f"Recreating database {BENCH_DB} and migrating...", flush=True)
-        recreate_database()
+        drop_database(BENCH_DB)  # A fresh one: the seeding expects an empty index.
+        ensure_database(BENCH_DB)
         # --skip-checks: the accounts.W001 check queries auth_group, which a fresh
         # database does not have yet.
         manage(env, "migrate", "--noinput", "--skip-checks", "-v", "0")
@@ -634,7 +615,7 @@ def main() -> int:
         if args.keep:
             print(f"Kept database {BENCH_DB} ({BENCH_URL}).")
         else:
-            drop_database()
+            drop_database(BENCH_DB)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -61,56 +61,58 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
-import os
 import random
 import re
 import resource
 import secrets
 import shutil
-import signal
 import statistics
-import struct
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psycopg
-import redis
 import requests
+
+# Run as a script, sys.path starts with this folder, whose tasks.py would hide the `tasks`
+# application: the repository root goes first instead (also for `bench.common`).
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if p and Path(p).resolve() != ROOT / "bench"]
+
+from bench.common import (  # noqa: E402
+    CLOCK_TICKS,
+    PROTECTED_DBS,
+    clean_environment,
+    delete_queue_keys,
+    drop_database,
+    ensure_database,
+    journal_frames,
+    machine_busy,
+    manage,
+    percentile,
+    use_environment,
+    wait_until,
+)
+from bench.common import Worker as CeleryWorker  # noqa: E402
 
 if TYPE_CHECKING:
     from registry.models import Instance
     from tasks.models import Task
     from tests.workers import WebServer
 
-ROOT = Path(__file__).resolve().parent.parent
-CELERY = ROOT / ".venv" / "bin" / "celery"
-PYTHON = ROOT / ".venv" / "bin" / "python"
-
 BENCH_DB = "fatbuildr_bench_tasks"
-# Databases this script must never create, drop or write to.
-PROTECTED_DBS = {"fatbuildr", "test_fatbuildr", "test", "root", "postgres", "fatbuildr_bench"}
-PG_SERVER = "postgres://postgres@127.0.0.1:5432"
-BENCH_URL = f"{PG_SERVER}/{BENCH_DB}"
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Nor bench/registry_api.py's database, which that bench drops and recreates at every run.
+PROTECTED = PROTECTED_DBS | {"fatbuildr_bench"}
 
 INSTANCE = "default"
 NOOP = "test noop"
 SHELL = "test shell"
 USER = "bench"
-
-# The journal wire format (tasks/journal.py): command u16, 2 pad bytes, length u32.
-FRAME_HEADER = struct.Struct("<HxxI")
-LOG, BYTES = 0, 1
-END_MESSAGES = ("Task succeeded", "Task failed")
 
 TARGET_START_P50 = 0.3
 TARGET_JOURNAL_P95 = 0.5
@@ -129,11 +131,8 @@ RECEIVED_LINE = re.compile(
 
 def base_environment(data_dir: Path, queue: str) -> dict[str, str]:
     """What this process, the workers and the server share: database, data root, queue."""
-    env = dict(os.environ)
-    for name in ("DJANGO_DEBUG", "FATBUILDR_INSTANCE", "FATBUILDR_POLICY", "DJANGO_ALLOWED_HOSTS"):
-        env.pop(name, None)
-    env.update(
-        DATABASE_URL=BENCH_URL,
+    return clean_environment(
+        BENCH_DB,
         DJANGO_SECRET_KEY=secrets.token_hex(32),
         FATBUILDR_DATA_DIR=str(data_dir / "data"),
         FATBUILDR_TASK_QUEUE=queue,
@@ -143,77 +142,14 @@ def base_environment(data_dir: Path, queue: str) -> dict[str, str]:
         # tests.settings makes temporary directories at import: keep them in ours.
         TMPDIR=str(data_dir / "tmp"),
     )
-    return env
 
 
-def ensure_database() -> None:
-    assert BENCH_DB not in PROTECTED_DBS
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,))
-        if exists.fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+class Worker(CeleryWorker):
+    """A worker with the test settings, which define the "test noop" and "test shell" tasks."""
 
-
-def drop_database() -> None:
-    assert BENCH_DB not in PROTECTED_DBS
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-
-
-def stop_group(process: subprocess.Popen, timeout: float = 15) -> None:
-    """SIGTERM the process group started with *process*, SIGKILL it if it lingers."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout)
-    # Pool children or server workers may outlive their parent: the whole group goes.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def wait_until(
-    predicate: Callable[[], object], *, timeout: float, what: str, interval: float = 0.01
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(interval)
-
-
-class Worker:
-    """A `celery worker` process group consuming the bench queue."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path, concurrency: int) -> None:
-        name = f"bench-{uuid.uuid4().hex[:8]}"
-        self.log_path = log_dir / f"{name}.log"
-        self.concurrency = concurrency
-        cmd = [str(CELERY), "-A", "fatbuildr_site", "worker", "--loglevel", "INFO"]
-        cmd += ["--concurrency", str(concurrency), "--hostname", f"{name}@%h"]
-        # No gossip with the other workers of this Redis (tests, other benches).
-        cmd += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-        cmd += ["--queues", env["FATBUILDR_TASK_QUEUE"]]
-        worker_env = dict(env, DJANGO_SETTINGS_MODULE="tests.settings", FATBUILDR_LOG_LEVEL="INFO")
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                cmd, cwd=ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        try:
-            wait_until(self._ready, timeout=60, what=f"worker {name}")
-        except BaseException:
-            self.stop()
-            raise
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"worker exited:\n{self.log()}")
-        return b" ready." in self.log_path.read_bytes()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    settings_module = "tests.settings"
+    # Its start is polled closely, as the waits for tasks are.
+    ready_interval = 0.01
 
     def received_times(self) -> list[float]:
         """Epoch times of the worker's "received" log lines, in order (local time, ms)."""
@@ -222,22 +158,11 @@ class Worker:
             for stamp in RECEIVED_LINE.findall(self.log())
         ]
 
-    def stop(self) -> None:
-        stop_group(self.process)
-
 
 def gunicorn_worker_class(server: WebServer) -> str:
     """The worker class gunicorn says it uses, if it says so."""
     found = re.search(r"Using worker: (\S+)", server.log_path.read_text(errors="replace"))
     return found.group(1) if found else "see scripts/serve"
-
-
-def delete_queue_keys(queue: str) -> None:
-    """The queue lists (and their priority variants) and bindings of this run only."""
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"*{queue}*"))
-    if keys:
-        client.delete(*keys)
 
 
 # --- tasks -----------------------------------------------------------------------
@@ -312,40 +237,27 @@ def journal_script(lines: int) -> str:
 
 
 def measure_journal_delay(instance: Instance, server: WebServer, lines: int) -> list[float]:
+    from tasks.journal import Command, is_end_frame
+
     task = submit(instance, SHELL, journal_script(lines))
     url = f"{server.url}/{INSTANCE}/watch/{task.pk}.journal"
     delays: list[float] = []
-    buffer = bytearray()
     ended = False
     with requests.get(url, stream=True, timeout=(5, 30)) as response:
         response.raise_for_status()
-        while not ended:
-            data = response.raw.read1(65536)
-            arrival = time.time()
-            if not data:
+        for arrival, command, payload in journal_frames(response):
+            if command == Command.BYTES:
+                for line in payload.decode().split():
+                    delays.append(arrival - float(line))
+            elif is_end_frame(command, payload):
+                ended = True
                 break
-            buffer += data
-            while len(buffer) >= FRAME_HEADER.size and not ended:
-                command, length = FRAME_HEADER.unpack_from(buffer)
-                if len(buffer) < FRAME_HEADER.size + length:
-                    break
-                payload = bytes(buffer[FRAME_HEADER.size : FRAME_HEADER.size + length])
-                del buffer[: FRAME_HEADER.size + length]
-                if command == BYTES:
-                    for line in payload.decode().split():
-                        delays.append(arrival - float(line))
-                elif command == LOG:
-                    message = payload.decode(errors="replace").partition(":")[2]
-                    ended = message.startswith(END_MESSAGES)
     wait_finished([task], timeout=30)
     if not ended:
         raise RuntimeError("the journal stream ended before the end frame")
     if len(delays) != lines:
         raise RuntimeError(f"{len(delays)} timestamp lines received, {lines} printed")
     return delays
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def process_cpu(pid: int, *, waited_children: bool = True) -> float:
@@ -361,18 +273,9 @@ def process_cpu(pid: int, *, waited_children: bool = True) -> float:
 
 
 def group_members(pgid: int) -> list[int]:
-    from tasks.runner import process_group_members  # The project is on sys.path from main().
+    from tasks.runner import process_group_members
 
     return [pid for pid, _ in process_group_members(pgid)]
-
-
-def machine_busy() -> float:
-    """CPU seconds spent by the whole machine outside idle and iowait."""
-    try:
-        fields = [int(value) for value in Path("/proc/stat").read_text().split()[1:11]]
-    except (OSError, ValueError):
-        return 0.0
-    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
 
 
 @dataclass
@@ -460,12 +363,6 @@ def measure_throughput(instance: Instance, worker: Worker, count: int, command: 
 
 
 # --- report ------------------------------------------------------------------------
-
-
-def percentile(samples: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def ms(seconds: float) -> str:
@@ -560,10 +457,6 @@ def main() -> int:
     if min(args.tasks, args.throughput_tasks, args.lines, args.rounds) < 1:
         parser.error("counts must be positive")
 
-    # This file is bench/tasks.py: its directory must not hide the `tasks` application.
-    bench_dir = str(Path(__file__).resolve().parent)
-    sys.path[:] = [str(ROOT)] + [p for p in sys.path if p and Path(p).resolve() != Path(bench_dir)]
-
     queue = f"fatbuildr-bench-{uuid.uuid4().hex[:12]}"
     temp = Path(tempfile.mkdtemp(prefix="fatbuildr-bench-tasks-"))
     (temp / "tmp").mkdir()
@@ -571,17 +464,12 @@ def main() -> int:
     processes: list[Worker | WebServer] = []
     try:
         print(f"Database {BENCH_DB}: creating if missing, migrating...", flush=True)
-        ensure_database()
+        ensure_database(BENCH_DB, protected=PROTECTED)
         migrate_env = dict(env, DJANGO_SETTINGS_MODULE="fatbuildr_site.settings")
-        subprocess.run(
-            [str(PYTHON), "manage.py", "migrate", "--noinput", "--skip-checks", "-v", "0"],
-            cwd=ROOT, env=migrate_env, check=True,
-        )  # fmt: skip
+        manage(migrate_env, "migrate", "--noinput", "--skip-checks", "-v", "0")
 
-        for name in set(os.environ) - set(env):
-            del os.environ[name]
-        os.environ.update(
-            env, DJANGO_SETTINGS_MODULE="tests.settings", FATBUILDR_LOG_LEVEL="WARNING"
+        use_environment(
+            dict(env, DJANGO_SETTINGS_MODULE="tests.settings", FATBUILDR_LOG_LEVEL="WARNING")
         )
         tempfile.tempdir = env["TMPDIR"]
         import django
@@ -637,7 +525,7 @@ def main() -> int:
 
             connections.close_all()
         if args.drop:
-            drop_database()
+            drop_database(BENCH_DB, protected=PROTECTED)
         shutil.rmtree(temp, ignore_errors=True)
 
 
