@@ -503,8 +503,7 @@ class DebBuilder:
             try:
                 build.log(f"Installing the build dependencies ({architecture})")
                 install = (
-                    # Retries: a publication may be rewriting the instance registry's indexes.
-                    "apt-get update -q -o Acquire::Retries=3 && apt-get build-dep -y -q "
+                    "apt-get update -q && apt-get build-dep -y -q "
                     f"./{shlex.quote(self.source_dir_name)}"
                 )
                 build.run_sandboxed(
@@ -536,13 +535,31 @@ class DebBuilder:
         """Make the instance's own registry an apt source of the sandbox, so that build
         dependencies can be packages published before (upstream's D10derivatives hook):
         the distribution's components from the build's derivative down to main, trusted
-        through the instance key. The registry is bound read-only, for apt only."""
+        through the instance key.
+
+        apt reads a copy of the distribution's indexes taken under the registry lock (a
+        publication rewrites them file by file: read live, they can disagree), and the
+        pool itself, read-only.
+        """
         build = self.build_
         target = build.target
         registry = format_root(target.instance.pk, "deb")
         key = armored_public_key(target.instance)
-        if not key or not (registry / "dists" / target.distribution / "InRelease").is_file():
+        dists = registry / "dists" / target.distribution
+        if not key or not (dists / "InRelease").is_file():
             return []
+        snapshot = sandbox.place / "registry"
+        remove_path(snapshot)
+        (snapshot / "pool").mkdir(parents=True)
+        with publishing.registry_snapshot_lock(target.instance, "deb", target.distribution):
+            shutil.copytree(dists, snapshot / "dists" / target.distribution, symlinks=True)
+        for folder, _, files in os.walk(snapshot):
+            # apt reads as its unprivileged _apt user.
+            os.chmod(folder, 0o755)
+            for name in files:
+                path = os.path.join(folder, name)
+                if not os.path.islink(path):
+                    os.chmod(path, 0o644)
         chain = get_pipelines(target.instance).recursive_derivatives(target.derivative)
         apt = sandbox.upper / "etc" / "apt"
         for folder in ("keyrings", "sources.list.d"):
@@ -553,7 +570,7 @@ class DebBuilder:
             f"{target.distribution} {' '.join(chain)}\n"
         )
         build.log(f"Build dependencies may come from this instance's {target} ({', '.join(chain)})")
-        return [(registry, INSTANCE_REPOSITORY)]
+        return [(snapshot, INSTANCE_REPOSITORY), (registry / "pool", f"{INSTANCE_REPOSITORY}/pool")]
 
     def changes_file(self, architecture: str) -> Path:
         build = self.build_

@@ -108,6 +108,16 @@ def lock_names(instance_id: str, fmt: str, distribution: str) -> list[str]:
     return names
 
 
+@contextmanager
+def registry_snapshot_lock(instance: Instance, fmt: str, distribution: str) -> Iterator[None]:
+    """Hold off publications into a distribution while its files are read (shared: readers
+    do not wait for each other), e.g. to copy a consistent set of its indexes."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        for name in lock_names(instance.pk, fmt, distribution):
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0))", [name])
+        yield
+
+
 def _marker(instance_id: str, fmt: str, distribution: str) -> Path:
     return format_root(instance_id, fmt) / f".changing-{distribution}"
 

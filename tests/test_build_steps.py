@@ -4,9 +4,12 @@ definition folders with links are refused, sources unpack below their top folder
 
 import io
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from builds.archives import content_digest
 from builds.building import (
@@ -18,6 +21,7 @@ from builds.building import (
 )
 from builds.definition import DefinitionError
 from builds.versions import ArtifactVersion
+from registry import publishing
 from registry.publishing import PublishError
 
 CHANGES = """Format: 1.8
@@ -167,3 +171,50 @@ def test_archives_of_one_tree_have_one_content_digest(tmp_path):
     digest = content_digest(first, label="first")
     assert content_digest(tmp_path / "second.tar.gz", label="second") == digest
     assert content_digest(changed, label="changed") != digest
+
+
+def test_the_registry_snapshot_waits_for_a_publication_and_not_for_another_snapshot(
+    transactional_db, default_instance, data_dir
+):
+    """A build copies a distribution's indexes under this lock: never half-way through a
+    publication's rewrite of them, and never blocking other builds."""
+    events: list[str] = []
+    publishing_started, release = threading.Event(), threading.Event()
+
+    def publication() -> None:
+        try:
+            with publishing.critical_section(
+                default_instance, "deb", "bookworm", log=print, run=lambda *a, **k: None
+            ):
+                publishing_started.set()
+                release.wait(10)
+                events.append("publication done")
+        finally:
+            connection.close()
+
+    def snapshot() -> None:
+        try:
+            with publishing.registry_snapshot_lock(default_instance, "deb", "bookworm"):
+                events.append("snapshot")
+        finally:
+            connection.close()
+
+    publisher = threading.Thread(target=publication)
+    publisher.start()
+    assert publishing_started.wait(10)
+    reader = threading.Thread(target=snapshot)
+    reader.start()
+    time.sleep(0.5)
+    assert events == []  # the snapshot waits for the publication
+    release.set()
+    publisher.join(10)
+    reader.join(10)
+    assert events == ["publication done", "snapshot"]
+
+    # Two snapshots at once: the second does not wait for the first.
+    with publishing.registry_snapshot_lock(default_instance, "deb", "bookworm"):
+        other = threading.Thread(target=snapshot)
+        other.start()
+        other.join(5)
+        assert not other.is_alive()
+    assert events[-1] == "snapshot"
