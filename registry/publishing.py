@@ -348,6 +348,7 @@ class RpmRepository(Repository):
             copy = staging / rpm_file_name(package.name, package.version, package.architecture)
             shutil.copyfile(package.path, copy)
             copies[package.path] = copy
+        signing.ensure_agent(self.instance.pk)
         self.run(signing.rpmsign_command(self.instance.pk, list(copies.values())))
         return copies
 
@@ -374,6 +375,7 @@ class RpmRepository(Repository):
 
     def refresh(self, folders: Iterable[Path]) -> None:
         """Regenerate and sign the metadata of the repositories that changed."""
+        signing.ensure_agent(self.instance.pk)
         for folder in sorted(set(folders)):
             (folder / "Packages").mkdir(parents=True, exist_ok=True)
             self.run(["createrepo_c", "--update", "--no-database", "--quiet", str(folder)])

@@ -7,6 +7,7 @@ keyring's gpg-agent (as upstream `load_agent` does), sent on the agent's
 standard input, never on a command line.
 """
 
+import fcntl
 import functools
 import subprocess
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ from tasks.runner import command_environment
 AGENT_CONF = "gpg-agent.conf"
 AGENT_OPTION = "allow-preset-passphrase"
 AGENT_TIMEOUT = 60
+# Taken while the keyring's agent is started: see ensure_agent.
+AGENT_LAUNCH_LOCK = ".agent-launch.lock"
 
 
 class SigningError(Exception):
@@ -83,8 +86,23 @@ def _agent_call(instance_id: str, command: Sequence[str], stdin: str | None = No
     return completed.stdout
 
 
+def ensure_agent(instance_id: str) -> None:
+    """Start the keyring's gpg-agent, one process at a time.
+
+    gpg, gpgme and gpg-connect-agent start the agent when none answers; when
+    several publications do so at the same moment, the losers of that race
+    fail ("No agent running"). Launched here under a file lock first, the
+    agent is found running by every one of them.
+    """
+    home = keyrings.keyring_home(instance_id)
+    with open(home / AGENT_LAUNCH_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _agent_call(instance_id, ["gpgconf", "--launch", "gpg-agent"])
+
+
 def preset_agent_passphrase(instance_id: str) -> None:
     """Load the passphrase of the signing subkey into the keyring's gpg-agent, for gpgme."""
+    ensure_agent(instance_id)
     fingerprint = signing_key(instance_id)
     home = keyrings.keyring_home(instance_id)
     conf = home / AGENT_CONF
