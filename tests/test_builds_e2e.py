@@ -37,7 +37,7 @@ from tasks.models import Task, TaskResult
 from tasks.runner import CommandRunner, ConsoleOutput
 from tests import workers
 from tests.conftest import REPO_ROOT
-from tests.test_registry_e2e import Apt, Dnf, download_keyring, run, tool_env
+from tests.test_registry_e2e import Apt, Dnf, download_keyring, run, stop_dnf_agents, tool_env
 from tests.workers import WebServer, wait_finished
 
 pytestmark = pytest.mark.e2e
@@ -299,14 +299,17 @@ def test_rpm_example_builds_installs_with_dnf_and_rebuilds_as_build1(farm, data_
         + f"\n[system]\nname=host\nbaseurl=file://{system}\nenabled=1\ngpgcheck=0\n"
         "repo_gpgcheck=0\n"
     )
-    result = run(
-        [
-            "dnf", "-y", "-c", dnf.config, "--installroot", dnf.installroot, "--releasever",
-            "8", "--noplugins", "--disablerepo=*", "--enablerepo=fatbuildr,system",
-            "install", "hello-fatbuildr",
-        ],
-        env=tool_env(),
-    )  # fmt: skip
+    try:
+        result = run(
+            [
+                "dnf", "-y", "-c", dnf.config, "--installroot", dnf.installroot, "--releasever",
+                "8", "--noplugins", "--disablerepo=*", "--enablerepo=fatbuildr,system",
+                "install", "hello-fatbuildr",
+            ],
+            env=tool_env(),
+        )  # fmt: skip
+    finally:
+        stop_dnf_agents(dnf.root)
     assert result.returncode == 0, result.stdout
     program = dnf.installroot / "usr" / "bin" / "hello-fatbuildr"
     assert run([program]).stdout == GREETING + "\n"

@@ -337,9 +337,14 @@ def dnf_client(web, tmp_path) -> Iterator[Any]:
 
     yield make
     for client in clients:
-        for home in client.root.rglob("pubring"):
-            if home.is_dir():
-                run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"])
+        stop_dnf_agents(client.root)
+
+
+def stop_dnf_agents(root: Path) -> None:
+    """Stop the gpg-agents dnf started for the repository keys of the caches below *root*."""
+    for home in root.rglob("pubring"):
+        if home.is_dir():
+            run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"])
 
 
 # --- 1. deb with apt-get ---------------------------------------------------------------------
