@@ -10,10 +10,12 @@ from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
 from accounts.models import Role
+from accounts.policy import _load
 from accounts.tokens import generate_token
 from registry import keyrings
 from registry.models import Instance
 from registry.services import load_instance_file
+from tasks import engine
 from tests.workers import Worker, forget_test_queues, purge_test_queues
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -147,3 +149,19 @@ def _forget_test_queues_at_the_end() -> Iterator[None]:
     """Leave nothing of this run's unique queues in the shared Redis."""
     yield
     forget_test_queues()
+
+
+@pytest.fixture
+def fresh_policy_cache() -> Iterator[None]:
+    """The policy file read again by this test (it may point FATBUILDR_POLICY elsewhere)."""
+    _load.cache_clear()
+    yield
+    _load.cache_clear()
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list:
+    """Task messages, recorded instead of sent to the broker."""
+    messages: list = []
+    monkeypatch.setattr(engine, "publish", messages.append)
+    return messages

@@ -22,8 +22,9 @@ from rest_framework.test import APIClient
 
 from accounts.policy import _load
 from builds import services
-from tasks import engine
 from tasks.models import Task, TaskLock, TaskName, workspace_path
+
+pytestmark = pytest.mark.usefixtures("fresh_policy_cache")
 
 ARTIFACT_YML = """\
 version: 2.10
@@ -57,21 +58,6 @@ FIELDS = {
     "user_email": "john.doe@example.org",
     "message": "Test build",
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_policy_cache():
-    _load.cache_clear()
-    yield
-    _load.cache_clear()
-
-
-@pytest.fixture
-def sent(monkeypatch) -> list:
-    """Task messages, recorded instead of sent to the broker."""
-    messages: list = []
-    monkeypatch.setattr(engine, "publish", messages.append)
-    return messages
 
 
 @pytest.fixture

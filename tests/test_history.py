@@ -13,6 +13,8 @@ from tasks.models import Task, TaskName, TaskResult, TaskState
 from tasks.wire import task_to_wire
 from tests.factories import InstanceFactory, TaskFactory
 
+pytestmark = pytest.mark.usefixtures("fresh_policy_cache")
+
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 URL = "/default/history.json"
 
@@ -20,13 +22,6 @@ URL = "/default/history.json"
 @pytest.fixture(autouse=True)
 def _private_data_dir(settings, tmp_path):
     settings.FATBUILDR_DATA_DIR = tmp_path / "data"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_policy_cache():
-    _load.cache_clear()
-    yield
-    _load.cache_clear()
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ from tasks.journal import log_frame
 from tasks.models import Task, TaskResult, TaskState
 from tests import factories
 
+pytestmark = pytest.mark.usefixtures("fresh_policy_cache")
+
 ALLOWED = "allowed"
 FINISHED_TASK_ID = "c8c9935e-44c9-48de-a318-b6060c08b8c8"
 JOURNAL = log_frame("Running build") + log_frame("Task succeeded")
@@ -39,13 +41,6 @@ WEB_ACTIONS = (
 VENDOR_ANONYMOUS_ACTIONS = frozenset(
     {Action.VIEW_PIPELINE, Action.VIEW_REGISTRY, Action.VIEW_TASK, Action.VIEW_KEYRING}
 )
-
-
-@pytest.fixture(autouse=True)
-def _fresh_policy_cache():
-    _load.cache_clear()
-    yield
-    _load.cache_clear()
 
 
 # --- Endpoints -----------------------------------------------------------------------------

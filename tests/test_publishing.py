@@ -484,13 +484,6 @@ def test_import_command_reports_what_it_published(signed_instance, rpms, capsys)
 
 
 @pytest.fixture
-def sent(monkeypatch) -> list:
-    messages: list = []
-    monkeypatch.setattr(engine, "publish", messages.append)
-    return messages
-
-
-@pytest.fixture
 def editor(signed_instance, client_for, fatbuildr_group_member):
     return client_for(signed_instance, fatbuildr_group_member.username)
 
