@@ -319,8 +319,9 @@ def read_member(
 
 def extract_archive(
     path: Path, destination: Path, *, label: str, limits: ArchiveLimits | None = None
-) -> None:
-    """Check the archive, then extract it into `destination` (created when missing).
+) -> list[str]:
+    """Check the archive, then extract it into `destination` (created when missing); the
+    member names, as check_archive gives them.
 
     tarfile's "data" filter drops owners, setuid bits and device files and checks, against
     the real file system, that nothing is written or linked outside the destination, which
@@ -328,7 +329,7 @@ def extract_archive(
     """
     if destination.is_symlink():
         raise ArchiveError(f"{label}: extraction folder {destination} is a symlink")
-    check_archive(path, label=label, limits=limits)
+    names = check_archive(path, label=label, limits=limits)
     destination.mkdir(parents=True, exist_ok=True)
 
     def data_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
@@ -343,6 +344,7 @@ def extract_archive(
         except OSError as error:
             # Conflicts between members (a file where a folder was) surface as OSError.
             raise ArchiveError(f"{label}: extraction failed ({error})") from None
+    return names
 
 
 def content_digest(path: Path, *, label: str, limits: ArchiveLimits | None = None) -> str:

@@ -319,8 +319,7 @@ def unpack_source(source: Source, destination: Path, scratch: Path) -> None:
     """Extract a source archive so that its content (below its top folder) is *destination*."""
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
-    names = check_archive(source.path, label=f"source {source.id}")
-    extract_archive(source.path, scratch, label=f"source {source.id}")
+    names = extract_archive(source.path, scratch, label=f"source {source.id}")
     top = single_top_folder(names)
     content = scratch / top if top else scratch
     if content.is_symlink() or not content.is_dir():

@@ -25,13 +25,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection, transaction
 
-from builds.locks import environment_lock
 from builds.sandbox import bwrap_command
 from registry.models import Instance
 from registry.selectors import get_pipelines
 from registry.storage import DEB_ARCHITECTURES, deb_architecture
-from tasks.engine import submit
-from tasks.models import Task
 from tasks.runner import command_environment
 
 Run = Callable[..., None]
@@ -237,20 +234,3 @@ def ensure(env: BuildEnvironment, *, run: Run, log: Log) -> None:
             return
         log(f"{env} is missing: creating it first")
         create(env, run=run, log=log, replace=True)
-
-
-def queue_environment_task(
-    instance: Instance, name: str, *, fmt: str, environment: str, architecture: str, user: str
-) -> Task:
-    """Queue an `image build environment creation|update` task; it holds the environment
-    exclusively, so it waits for the builds using it and the builds after it wait."""
-    check_environment_name(environment)
-    return submit(
-        instance,
-        name,
-        user=user,
-        locks=[environment_lock(instance, fmt, environment, architecture, exclusive=True)],
-        format=fmt,
-        environment=environment,
-        architecture=architecture,
-    )

@@ -19,6 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
+from builds import environments
 from builds.archives import ArchiveError, check_archive, read_member, single_top_folder
 from builds.definition import (
     DEFINITION_FILES,
@@ -27,7 +28,7 @@ from builds.definition import (
     DefinitionError,
     parse_definition,
 )
-from builds.locks import build_locks
+from builds.locks import build_locks, environment_lock
 from registry.models import Instance
 from registry.publishing import Target
 from registry.selectors import get_pipelines
@@ -319,3 +320,20 @@ def _check_source(source_id: str, path: Path) -> None:
     # Builds enter the source tree through its one top folder (compat §2.6).
     if single_top_folder(names) is None:
         raise SubmissionError(f"{label} archive has no single top folder")
+
+
+def queue_environment_task(
+    instance: Instance, name: str, *, fmt: str, environment: str, architecture: str, user: str
+) -> Task:
+    """Queue an `image build environment creation|update` task; it holds the environment
+    exclusively, so it waits for the builds using it and the builds after it wait."""
+    environments.check_environment_name(environment)
+    return submit(
+        instance,
+        name,
+        user=user,
+        locks=[environment_lock(instance, fmt, environment, architecture, exclusive=True)],
+        format=fmt,
+        environment=environment,
+        architecture=architecture,
+    )

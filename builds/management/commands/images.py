@@ -6,7 +6,8 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from builds.environments import BuildEnvironmentError, check_architecture, queue_environment_task
+from builds.environments import BuildEnvironmentError, check_architecture
+from builds.services import queue_environment_task
 from registry.selectors import get_instance, get_pipelines
 from tasks import engine
 from tasks.journal import print_journal
