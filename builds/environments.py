@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
 
 from builds.sandbox import bwrap_command
 from registry.models import Instance
 from registry.selectors import get_pipelines
 from registry.storage import DEB_ARCHITECTURES, deb_architecture
+from tasks.advisory import session_locks
 from tasks.runner import command_environment
 
 Run = Callable[..., None]
@@ -225,11 +225,9 @@ def ensure(env: BuildEnvironment, *, run: Run, log: Log) -> None:
     """Create the root of a build if it is missing; two builds wanting it make it once."""
     if env.exists():
         return
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-            [f"environment-creation:{env.instance_id}:{env.name}"],
-        )
+    # A session lock, not a transaction: mmdebstrap runs for minutes, and no transaction
+    # may stay open across a command (tasks/advisory.py).
+    with session_locks([f"environment-creation:{env.instance_id}:{env.name}"]):
         if env.exists():
             return
         log(f"{env} is missing: creating it first")

@@ -1,11 +1,13 @@
 """The publish service: package files into signed registries, and the index in step.
 
 Every change to a registry (publish, delete, reindex) runs in one critical
-section per (instance, format, distribution): a PostgreSQL transaction that
-first takes an advisory lock, then changes the files with the real tools
-(reprepro; rpmsign + createrepo_c + gpg), then writes the index rows. What
-the index needs from the packages is read before the lock, so the section
-holds the lock only for the tools and a few queries.
+section per (instance, format, distribution): it holds a PostgreSQL advisory
+lock (a session lock: no transaction stays open while the tools run, see
+tasks/advisory.py), changes the files with the real tools (reprepro; rpmsign
++ createrepo_c + gpg), then writes the index rows and the section's revision
+in one short transaction. What the index needs from the packages is read
+before the lock, so the section holds the lock only for the tools and a few
+queries.
 
 A crash between the file changes and the commit leaves the files ahead of the
 index. Each section writes its token in a marker file before the files
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from debian.debian_support import Version
-from django.db import connection, transaction
+from django.db import transaction
 
 from registry import indexing, signing
 from registry.constants import NOARCH_ARCHITECTURE, SOURCE_ARCHITECTURE, ArtifactFormat
@@ -47,6 +49,7 @@ from registry.storage import (
     format_root,
     rpm_folder,
 )
+from tasks.advisory import session_locks
 from tasks.engine import Lock, submit
 from tasks.models import Task, TaskName
 
@@ -95,11 +98,6 @@ def check_target(target: Target) -> None:
 # --- The critical section ------------------------------------------------------------------
 
 
-def _advisory_lock(name: str) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name])
-
-
 def lock_names(instance_id: str, fmt: str, distribution: str) -> list[str]:
     names = [f"registry:{instance_id}:{fmt}:{distribution}"]
     if fmt == ArtifactFormat.DEB:
@@ -112,9 +110,7 @@ def lock_names(instance_id: str, fmt: str, distribution: str) -> list[str]:
 def registry_snapshot_lock(instance: Instance, fmt: str, distribution: str) -> Iterator[None]:
     """Hold off publications into a distribution while its files are read (shared: readers
     do not wait for each other), e.g. to copy a consistent set of its indexes."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        for name in lock_names(instance.pk, fmt, distribution):
-            cursor.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0))", [name])
+    with session_locks(lock_names(instance.pk, fmt, distribution), shared=True):
         yield
 
 
@@ -141,18 +137,42 @@ def _died_before_commit(instance: Instance, fmt: str, distribution: str, marker:
     return str(committed) != token
 
 
+@dataclass
+class Section:
+    """A critical section under way: its changes commit through `index()`."""
+
+    instance: Instance
+    format: str
+    distribution: str
+    token: str
+    committed: bool = False
+
+    @contextmanager
+    def index(self) -> Iterator[None]:
+        """The one transaction writing the index after the files changed; it commits the
+        section's token with it, which tells later sections the index caught up."""
+        with transaction.atomic():
+            yield
+            RegistryRevision.objects.update_or_create(
+                instance=self.instance,
+                format=self.format,
+                distribution=self.distribution,
+                defaults={"token": self.token},
+            )
+        self.committed = True
+
+
 @contextmanager
 def critical_section(
     instance: Instance, fmt: str, distribution: str, *, log: Log, run: Run
-) -> Iterator[None]:
-    """Hold the registry lock of a distribution inside one transaction.
+) -> Iterator[Section]:
+    """Hold the registry lock of a distribution; the body changes the files, then writes the
+    index in `section.index()`.
 
     Repairs the index first when an earlier section died between its file
-    changes and its commit.
+    changes and its commit (or failed before it).
     """
-    with transaction.atomic():
-        for name in lock_names(instance.pk, fmt, distribution):
-            _advisory_lock(name)
+    with session_locks(lock_names(instance.pk, fmt, distribution)):
         marker = _marker(instance.pk, fmt, distribution)
         if _died_before_commit(instance, fmt, distribution, marker):
             log(f"An earlier change of {fmt}/{distribution} did not finish: reindexing it first")
@@ -160,10 +180,11 @@ def critical_section(
         token = str(uuid.uuid4())
         marker.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(marker, token)
-        yield
-        RegistryRevision.objects.update_or_create(
-            instance=instance, format=fmt, distribution=distribution, defaults={"token": token}
-        )
+        section = Section(instance, fmt, distribution, token)
+        yield section
+        if not section.committed:
+            with section.index():
+                pass
 
 
 # --- deb -----------------------------------------------------------------------------------
@@ -437,16 +458,16 @@ def publish(
         target.instance, target.format, target.distribution, log=log, run=run
     )
     if target.format == ArtifactFormat.DEB:
-        with section:
-            packages = _publish_deb(target, paths, packages, run=run, log=log)
+        with section as held:
+            packages = _publish_deb(target, paths, packages, held, run=run, log=log)
     else:
         repository = RpmRepository(target.instance, run=run)
         packages = indexing.unique_packages(packages)
         with tempfile.TemporaryDirectory(prefix="publish-", dir=workspace) as staging:
             # Signing touches only copies in the staging folder: outside the lock.
             signed = repository.sign_packages(packages, Path(staging))
-            with section:
-                _publish_rpm(target, repository, packages, signed)
+            with section as held:
+                _publish_rpm(target, repository, packages, signed, held)
     log(f"Published in {target}")
     return packages
 
@@ -462,19 +483,25 @@ def _check_architectures(target: Target, packages: Sequence[PackageInfo]) -> Non
 
 
 def _publish_deb(
-    target: Target, paths: Sequence[Path], packages: list[PackageInfo], *, run: Run, log: Log
+    target: Target,
+    paths: Sequence[Path],
+    packages: list[PackageInfo],
+    section: Section,
+    *,
+    run: Run,
+    log: Log,
 ) -> list[PackageInfo]:
     repository = DebRepository(target.instance, run=run)
     repository.configure()
-    derivative = indexing.derivative_row(
+    existing = indexing.find_derivative(
         target.instance, target.format, target.distribution, target.derivative
     )
-    # The index is what reprepro holds (same lock, same transaction): it tells which
-    # packages reprepro will keep because the registry has a newer version.
+    # The index is what reprepro holds (same lock): it tells which packages reprepro
+    # will keep because the registry has a newer version.
     held = {
         (name, architecture): version
         for name, architecture, version in Artifact.objects.filter(
-            derivative=derivative, name__in={p.name for p in packages}
+            derivative=existing, name__in={p.name for p in packages}
         ).values_list("name", "architecture", "version")
     }
     repository.include(target, paths, packages)
@@ -489,7 +516,11 @@ def _publish_deb(
             )
         else:
             published.append(package)
-    indexing.record_packages(derivative, published)
+    with section.index():
+        derivative = indexing.derivative_row(
+            target.instance, target.format, target.distribution, target.derivative
+        )
+        indexing.record_packages(derivative, published)
     return published
 
 
@@ -498,16 +529,17 @@ def _publish_rpm(
     repository: RpmRepository,
     packages: list[PackageInfo],
     signed: dict[Path, Path],
+    section: Section,
 ) -> None:
-    derivative = indexing.derivative_row(
+    existing = indexing.find_derivative(
         target.instance, target.format, target.distribution, target.derivative
     )
     # A package replaces its other version; a source also replaces what was built
     # from its other versions (binaries it no longer builds go).
     replaced = {(p.name, p.architecture) for p in packages}
-    for source in (p for p in packages if p.is_source):
+    for source in (p for p in packages if p.is_source and existing):
         replaced.update(
-            indexing.artifacts_of_source(derivative, source.name, other_than=source.version)
+            indexing.artifacts_of_source(existing, source.name, other_than=source.version)
         )
     touched = repository.remove_packages(
         [repository.folder(target, SOURCE_ARCHITECTURE), *repository.derivative_folders(target)],
@@ -518,15 +550,23 @@ def _publish_rpm(
             repository.add(folder, signed[package.path])
             touched.add(folder)
     repository.refresh(touched)
-    indexing.record_packages(derivative, packages)
-    indexing.forget_artifacts(derivative, replaced - {(p.name, p.architecture) for p in packages})
+    with section.index():
+        derivative = indexing.derivative_row(
+            target.instance, target.format, target.distribution, target.derivative
+        )
+        indexing.record_packages(derivative, packages)
+        indexing.forget_artifacts(
+            derivative, replaced - {(p.name, p.architecture) for p in packages}
+        )
 
 
 def delete(
     target: Target, name: str, architecture: str, version: str, *, run: Run, log: Log
 ) -> list[tuple[str, str]]:
     """Remove one artifact version (a source with its binaries); what was removed."""
-    with critical_section(target.instance, target.format, target.distribution, log=log, run=run):
+    with critical_section(
+        target.instance, target.format, target.distribution, log=log, run=run
+    ) as section:
         derivative = indexing.find_derivative(
             target.instance, target.format, target.distribution, target.derivative
         )
@@ -553,7 +593,8 @@ def delete(
             repository.remove(target, removed)
         else:
             _delete_rpm(target, derivative, removed, run=run, log=log)
-        indexing.forget_artifacts(derivative, removed)
+        with section.index():
+            indexing.forget_artifacts(derivative, removed)
     return removed
 
 
@@ -595,9 +636,9 @@ def reindex(instance: Instance, *, run: Run, log: Log) -> dict[str, int]:
             instance.registry_formats.filter(name=fmt).values_list("distributions__name", flat=True)
         ) - {None}
         for distribution in sorted(on_disk | indexed):
-            with critical_section(instance, fmt, distribution, log=log, run=run):
+            with critical_section(instance, fmt, distribution, log=log, run=run) as section:
                 counts[str(fmt)] += _reindex_distribution(
-                    instance, fmt, distribution, log=log, run=run
+                    instance, fmt, distribution, log=log, run=run, section=section
                 )
     return counts
 
@@ -608,10 +649,16 @@ def _repository(instance: Instance, fmt: str, *, run: Run) -> Repository:
 
 
 def _reindex_distribution(
-    instance: Instance, fmt: str, distribution: str, *, log: Log, run: Run
+    instance: Instance,
+    fmt: str,
+    distribution: str,
+    *,
+    log: Log,
+    run: Run,
+    section: Section | None = None,
 ) -> int:
-    """Replace the index of one distribution with what is on disk (lock held)."""
-    indexing.clear_distribution(instance, fmt, distribution)
+    """Replace the index of one distribution with what is on disk (lock held); the index is
+    written in one transaction, the section's own when given."""
     found: dict[str, list[PackageInfo]] = {}
     if fmt == ArtifactFormat.DEB:
         repository = DebRepository(instance, run=run)
@@ -629,10 +676,12 @@ def _reindex_distribution(
                     _read_rpms_skipping_bad(files[start : start + READ_BATCH], log)
                 )
     total = 0
-    for derivative, packages in found.items():
-        row = indexing.derivative_row(instance, fmt, distribution, derivative)
-        indexing.record_packages(row, packages)
-        total += len(indexing.unique_packages(packages))
+    with section.index() if section else transaction.atomic():
+        indexing.clear_distribution(instance, fmt, distribution)
+        for derivative, packages in found.items():
+            row = indexing.derivative_row(instance, fmt, distribution, derivative)
+            indexing.record_packages(row, packages)
+            total += len(indexing.unique_packages(packages))
     log(f"Indexed {total} artifact(s) of {fmt}/{distribution}")
     return total
 

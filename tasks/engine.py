@@ -38,6 +38,7 @@ from django.utils import timezone
 from registry.models import Instance
 from tasks.models import Task, TaskLock, TaskResult, TaskState
 from tasks.runner import CommandError, CommandRunner, JournalWriter, kill_process_group
+from tasks.workspaces import instance_workspaces
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +262,16 @@ class TaskContext:
 
 class TaskMonitor(threading.Thread):
     """Beside a running task: writes its heartbeat, watches for cancellation and for the
-    loss of its lease (the reaper gave up on us)."""
+    loss of its lease (the reaper gave up on us).
+
+    It writes the task row on its own connection, in autocommit, and is the
+    only writer of that row while the task runs (the process group of the
+    running command included, `record_process_group`): whatever the handler
+    does on the worker's connection, no lock of its can hold up the heartbeat.
+    """
+
+    # How long the handler waits for its process group to be recorded before it goes on.
+    RECORD_TIMEOUT = 10.0
 
     def __init__(self, task: Task) -> None:
         super().__init__(name=f"task-monitor-{task.pk}", daemon=True)
@@ -270,6 +280,22 @@ class TaskMonitor(threading.Thread):
         self.canceled_by = ""
         self.lease_lost = False
         self._stop_event = threading.Event()
+        self._wake = threading.Event()
+        self._group_lock = threading.Lock()
+        self._group_request: list[int | None] = []
+        self._group_recorded = threading.Event()
+
+    def record_process_group(self, pgid: int | None) -> None:
+        """Record the process group of the running command (None: no command) before it goes
+        on: a reaper on this host kills that group if this worker dies."""
+        if not self.is_alive():
+            return
+        with self._group_lock:
+            self._group_request[:] = [pgid]
+            self._group_recorded.clear()
+        self._wake.set()
+        if not self._group_recorded.wait(self.RECORD_TIMEOUT):
+            logger.warning("task %s: process group %s not recorded in time", self.task_id, pgid)
 
     def interruption(self) -> str | None:
         if self.canceled_by:
@@ -280,15 +306,32 @@ class TaskMonitor(threading.Thread):
 
     def stop(self) -> None:
         self._stop_event.set()
+        self._wake.set()
         self.join()
+
+    def _write_process_group(self, mine: QuerySet[Task]) -> None:
+        with self._group_lock:
+            if not self._group_request:
+                return
+            pgid = self._group_request[0]
+        mine.update(process_group=pgid)  # A failure leaves the request for the next turn.
+        with self._group_lock:
+            if self._group_request == [pgid]:
+                self._group_request.clear()
+                self._group_recorded.set()
 
     def run(self) -> None:
         interval = settings.FATBUILDR_TASK_HEARTBEAT_INTERVAL
         last_beat = timezone.now()
         mine = Task.objects.filter(pk=self.task_id, state=TaskState.RUNNING, worker=self.worker)
         try:
-            while not self._stop_event.wait(CANCEL_POLL_INTERVAL):
+            while True:
+                self._wake.wait(CANCEL_POLL_INTERVAL)
+                self._wake.clear()
+                if self._stop_event.is_set():
+                    return
                 try:
+                    self._write_process_group(mine)
                     now = timezone.now()
                     if (now - last_beat).total_seconds() >= interval:
                         if not mine.update(heartbeat_at=now):
@@ -317,13 +360,14 @@ def execute(task_id: str) -> bool:
     task = claim(task_id)
     if task is None:
         return False
+    instance_workspaces(task.instance_id)  # The web server creates workspaces there too.
     Path(task.place).mkdir(parents=True, exist_ok=True)
     journal = JournalWriter(task.journal_path)
     monitor = TaskMonitor(task)
     runner = CommandRunner(
         journal,
         interrupted=monitor.interruption,
-        on_start=lambda pgid: _record_process_group(task, pgid),
+        on_start=monitor.record_process_group,
         default_timeout=settings.FATBUILDR_TASK_COMMAND_TIMEOUT,
     )
     context = TaskContext(task, journal, runner, monitor)
@@ -355,13 +399,6 @@ def execute(task_id: str) -> bool:
     journal.close()
     dispatch_successors(task)
     return True
-
-
-def _record_process_group(task: Task, pgid: int | None) -> None:
-    """Before the command runs on: a reaper on this host kills it if this worker dies."""
-    _reconnecting(
-        lambda: Task.objects.filter(pk=task.pk, worker=task.worker).update(process_group=pgid)
-    )
 
 
 def _reconnecting(function: Callable[[], object]) -> object:

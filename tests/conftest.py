@@ -128,11 +128,17 @@ def multi_mode(settings):
 
 @pytest.fixture
 def start_worker(transactional_db, tmp_path) -> Iterator[Callable[..., Worker]]:
-    """Start real Celery workers on this run's queues: start_worker(concurrency=2, beat=True).
-    They are SIGKILLed at the end of the test, and the queues emptied."""
+    """Start real Celery task workers on this run's queues: start_worker(concurrency=2).
+
+    As scripts/run does, the first one comes with the maintenance worker and its beat
+    (reaper, reconciler), in the same environment. They are SIGKILLed at the end of the
+    test, and the queues emptied."""
     workers: list[Worker] = []
 
     def start(**options) -> Worker:
+        if not workers:
+            start.maintenance = Worker(tmp_path, maintenance=True, env=options.get("env"))
+            workers.append(start.maintenance)
         worker = Worker(tmp_path, **options)
         workers.append(worker)
         return worker

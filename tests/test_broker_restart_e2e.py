@@ -30,7 +30,7 @@ def test_every_pending_task_runs_once_after_a_broker_restart(
     start_worker, private_redis, default_instance, tmp_path
 ):
     runs = tmp_path / "runs"
-    start_worker(beat=True, env={"REDIS_URL": private_redis.url})
+    start_worker(env={"REDIS_URL": private_redis.url})
 
     def shell(name: str, script: str, *locks: str):
         script = f"echo {name} >> {runs}; {script}"

@@ -432,7 +432,8 @@ def test_a_missing_build_root_is_made_first_and_declared_sources_are_downloaded_
     farm, tmp_path
 ):
     """No upload: the source comes from its `source` URL (checksum verified) into the
-    instance cache; the worker has no build root yet and makes it."""
+    instance cache; the worker has no build root yet and makes it, for many reaper periods
+    while the maintenance worker's reaper runs: the task is never taken for lost."""
     folder = artifact_copy(tmp_path / "hello")
     served = tmp_path / "served"
     served.mkdir()
@@ -453,7 +454,16 @@ def test_a_missing_build_root_is_made_first_and_declared_sources_are_downloaded_
         env={"FATBUILDR_ENVS_DIR": str(envs), "FATBUILDR_SOURCE_ALLOW_PRIVATE": "true"}
     )
     try:
-        _, journal = farm.build(folder, "rpm", upload_source=False)
+        reaper_runs = farm.start_worker.maintenance.log().count("fatbuildr.maintain_tasks")
+        task, journal = farm.build(folder, "rpm", upload_source=False)
+        task.refresh_from_db()
+        # The root took many heartbeat timeouts to make, and the reaper ran all along.
+        timeout = settings.FATBUILDR_TASK_HEARTBEAT_TIMEOUT
+        assert (task.finished_at - task.started_at).total_seconds() > 5 * timeout
+        reaper_runs = farm.start_worker.maintenance.log().count("fatbuildr.maintain_tasks") - (
+            reaper_runs
+        )
+        assert reaper_runs > 5 * timeout / settings.FATBUILDR_TASK_REAPER_INTERVAL
         assert "build environment rpm-rocky-8-x86_64 is missing: creating it first" in journal
         assert "mmdebstrap" in journal
         assert (envs / "default" / f"rpm-rocky-8-{HOST}.tar").is_file()
@@ -539,7 +549,7 @@ def test_a_worker_killed_during_a_build_fails_it_and_the_next_build_succeeds(
     task = submit_slow_build(farm, folder)
     before = registry_snapshot(data_dir)
     worker.kill()
-    farm.start_worker(beat=True)  # its reaper finds the lost task
+    farm.start_worker()  # runs the next build; the maintenance worker reaps the lost one
     task = wait_finished(task, timeout=60)
     assert task.result == TaskResult.FAILED and "worker lost" in task.error
     assert registry_snapshot(data_dir) == before

@@ -11,7 +11,7 @@ from tasks import engine
 from tasks.journal import HEADER, Command
 from tasks.models import Task, TaskResult, TaskState
 from tasks.runner import process_group_alive
-from tests.task_handlers import SHELL
+from tests.task_handlers import SHELL, SHELL_IN_TRANSACTION
 from tests.workers import (
     journal_frames,
     journal_text,
@@ -178,6 +178,22 @@ def test_different_resources_run_in_parallel_same_resource_in_order(
     assert c_end <= d_start, "the same resource runs one task at a time, in submission order"
 
 
+def test_a_task_outliving_many_reaper_periods_in_a_transaction_is_never_reaped(
+    start_worker, default_instance, settings
+):
+    """The heartbeat is written on the monitor's own connection, and the handler's commands
+    write nothing on the task row, so even a transaction held across a command (as the
+    making of a build root once did) cannot hold the heartbeat up."""
+    start_worker()
+    seconds = 4 * settings.FATBUILDR_TASK_HEARTBEAT_TIMEOUT
+    task = engine.submit(
+        default_instance, SHELL_IN_TRANSACTION, user="tester", message=f"sleep {seconds:g}"
+    )
+    task = wait_finished(task, timeout=seconds + 30)
+    assert (task.result, task.error) == (TaskResult.SUCCESS, "")
+    assert (task.finished_at - task.started_at).total_seconds() >= seconds
+
+
 def test_worker_killed_during_a_task_ends_it_with_worker_lost(
     start_worker, default_instance, tmp_path
 ):
@@ -190,7 +206,7 @@ def test_worker_killed_during_a_task_ends_it_with_worker_lost(
     command_pid = int(pids.read_text())
     worker.kill()
 
-    start_worker(beat=True)
+    start_worker()
     lost = wait_finished(lost, timeout=20)
     assert (lost.result, lost.error) == (TaskResult.FAILED, "worker lost")
     assert journal_frames(lost)[-1] == (Command.LOG, b"20:Task failed: worker lost")
@@ -205,7 +221,7 @@ def test_pending_tasks_survive_a_flushed_queue_and_run_exactly_once(
     runs = tmp_path / "runs"
     tasks = [shell(default_instance, f"echo {n} >> {runs}") for n in range(5)]
     purge_test_queues()  # Every message is lost, as in a broker restart without persistence.
-    start_worker(concurrency=2, beat=True)
+    start_worker(concurrency=2)
     for task in tasks:
         assert wait_finished(task, timeout=30).result == TaskResult.SUCCESS
     time.sleep(2)  # The reconciler may have sent duplicates: they must not run again.

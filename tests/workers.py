@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import redis
@@ -34,26 +34,29 @@ def test_database_url() -> str:
 
 
 class Worker:
-    """One `celery worker` process group."""
+    """One `celery worker` process group, started as scripts/run starts them: a task worker,
+    or (*maintenance*) the one-process maintenance worker with the beat scheduler, which
+    runs the reaper and the reconciler (their periods shortened by tests/settings.py)."""
 
     def __init__(
         self,
         log_dir: Path,
         *,
         concurrency: int = 1,
-        beat: bool = False,
+        maintenance: bool = False,
         env: dict[str, str] | None = None,
     ) -> None:
-        self.name = f"tests-{uuid.uuid4().hex[:8]}"
+        self.name = f"tests-{'maintenance-' if maintenance else ''}{uuid.uuid4().hex[:8]}"
         self.log_path = log_dir / f"{self.name}.log"
-        queues = [settings.CELERY_TASK_DEFAULT_QUEUE]
         cmd = [str(CELERY), "-A", "fatbuildr_site", "worker", "--loglevel", "INFO"]
-        cmd += ["--concurrency", str(concurrency), "--hostname", f"{self.name}@%h"]
+        cmd += ["--hostname", f"{self.name}@%h"]
         cmd += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-        if beat:
-            queues.append(settings.FATBUILDR_MAINTENANCE_QUEUE)
+        if maintenance:
+            cmd += ["--queues", settings.FATBUILDR_MAINTENANCE_QUEUE, "--concurrency", "1"]
             cmd += ["--beat", "--schedule", str(log_dir / f"{self.name}.schedule")]
-        cmd += ["--queues", ",".join(queues)]
+        else:
+            cmd += ["--queues", settings.CELERY_TASK_DEFAULT_QUEUE]
+            cmd += ["--concurrency", str(concurrency)]
         worker_env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
         worker_env.update(DATABASE_URL=test_database_url(), **(env or {}))
         with open(self.log_path, "wb") as log:
@@ -162,7 +165,8 @@ class WebServer:
     """The production web server (scripts/serve) on a free local port.
 
     By default against the test database and data root; *env* (the benchmarks)
-    gives the whole environment instead.
+    gives the whole environment instead. *prefix* is a command that runs scripts/serve
+    (as another user, say).
     """
 
     def __init__(
@@ -172,6 +176,7 @@ class WebServer:
         workers: int = 1,
         env: dict[str, str] | None = None,
         timeout: float = 30,
+        prefix: Sequence[str] = (),
     ) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -192,7 +197,7 @@ class WebServer:
         )
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [str(REPO_ROOT / "scripts" / "serve")], cwd=REPO_ROOT, env=env, stdout=log,
+                [*prefix, str(REPO_ROOT / "scripts" / "serve")], cwd=REPO_ROOT, env=env, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         try:
