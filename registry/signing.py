@@ -13,6 +13,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from django.conf import settings
+
 from registry import keyrings
 from registry.models import Keyring
 from tasks.runner import command_environment
@@ -98,6 +100,22 @@ def ensure_agent(instance_id: str) -> None:
     with open(home / AGENT_LAUNCH_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _agent_call(instance_id, ["gpgconf", "--launch", "gpg-agent"])
+
+
+def stop_agents() -> list[str]:
+    """Stop the gpg-agent of every instance keyring on the data root (signing starts them
+    as daemons, which outlive the workers); the instances whose agent was asked to stop."""
+    root = Path(settings.FATBUILDR_DATA_DIR) / "keyrings"
+    stopped = []
+    for home in sorted(root.iterdir()) if root.is_dir() else []:
+        if not (home.is_dir() and (home / "pubring.kbx").exists()):
+            continue
+        try:
+            _agent_call(home.name, ["gpgconf", "--kill", "gpg-agent"])
+        except (keyrings.KeyringError, SigningError):
+            continue  # Not an instance keyring, or no agent to stop.
+        stopped.append(home.name)
+    return stopped
 
 
 def preset_agent_passphrase(instance_id: str) -> None:

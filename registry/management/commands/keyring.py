@@ -1,4 +1,5 @@
-"""`python manage.py keyring show --instance I` and `keyring renew --instance I --duration D`."""
+"""`python manage.py keyring show --instance I`, `keyring renew --instance I --duration D` and
+`keyring stop-agents` (what scripts/run does once its workers have stopped)."""
 
 import getpass
 
@@ -13,6 +14,7 @@ from registry.keyrings import (
 )
 from registry.models import Instance
 from registry.selectors import get_instance
+from registry.signing import stop_agents
 
 
 def _expiry(key: KeyDetails) -> str:
@@ -36,10 +38,17 @@ class Command(BaseCommand):
             help="<n>, <n>w, <n>m or <n>y from now; a plain number is days, 0 never expires.",
         )
         renew.add_argument("--user", help="Task user (default: the current Unix user).")
+        subcommands.add_parser(
+            "stop-agents",
+            help="Stop the gpg-agents signing started for the keyrings (once no worker runs).",
+        )
 
     def handle(self, *args, subcommand: str, **options) -> None:
         if subcommand == "show":
             self.show(options["instance"])
+        elif subcommand == "stop-agents":
+            for instance_id in stop_agents():
+                self.stdout.write(f"Stopped the gpg-agent of keyring {instance_id}")
         else:
             self.renew(options["instance"], options["duration"], options["user"])
 
