@@ -117,6 +117,9 @@ class Sandbox:
         if privileged:
             binds = ["--ro-bind", str(MOUNT_POINT / BUILD_MOUNT[1:]), BUILD_MOUNT]
             for source, place in read_only:
+                # bwrap would make a missing mount point's parents 0700, which apt's
+                # unprivileged download methods cannot traverse: make them 0755 first.
+                (self.upper / place.lstrip("/")).mkdir(mode=0o755, parents=True, exist_ok=True)
                 binds += ["--ro-bind", str(source), place]
         elif read_only:
             raise SandboxError("host folders are only bound for privileged commands")

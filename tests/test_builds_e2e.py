@@ -149,6 +149,10 @@ class Farm:
         task = self.submit(folder, fmt, **options)
         journal = self.watch(task)
         assert journal.rstrip().endswith("Task succeeded"), journal
+        # No error of our own making on the way (apt once could not read the snapshot of
+        # the instance registry: "Err:2 file:... Permission denied").
+        errors = [line for line in journal.splitlines() if line.startswith(("Err:", "E: "))]
+        assert errors == [] and "Permission denied" not in journal, errors
         return task, journal
 
     def watch(self, task: Task) -> str:
