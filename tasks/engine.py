@@ -33,6 +33,7 @@ from django.db import (
     transaction,
 )
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from registry.models import Instance
@@ -223,9 +224,11 @@ def claim(task_id: str) -> Task | None:
         if resources and is_blocked(task):
             return None
         now = timezone.now()
-        task.state, task.started_at, task.heartbeat_at = TaskState.RUNNING, now, now
-        task.worker = worker_id()
-        task.save(update_fields=["state", "started_at", "heartbeat_at", "worker"])
+        task.state, task.started_at, task.worker = TaskState.RUNNING, now, worker_id()
+        task.save(update_fields=["state", "started_at", "worker"])
+        # Heartbeats are dated by the database's clock, which the reaper reads too: hosts
+        # with skewed clocks never make a live task look stale.
+        Task.objects.filter(pk=task.pk).update(heartbeat_at=Now())
     return task
 
 
@@ -334,7 +337,7 @@ class TaskMonitor(threading.Thread):
                     self._write_process_group(mine)
                     now = timezone.now()
                     if (now - last_beat).total_seconds() >= interval:
-                        if not mine.update(heartbeat_at=now):
+                        if not mine.update(heartbeat_at=Now()):
                             self.lease_lost = True
                             return
                         last_beat = now
@@ -435,7 +438,7 @@ def _finish(
 
 def reap_lost_tasks() -> list[Task]:
     """Fail running tasks whose worker stopped writing heartbeats ("worker lost")."""
-    deadline = timezone.now() - timedelta(seconds=settings.FATBUILDR_TASK_HEARTBEAT_TIMEOUT)
+    deadline = Now() - timedelta(seconds=settings.FATBUILDR_TASK_HEARTBEAT_TIMEOUT)
     reaped = []
     stale = Task.objects.filter(state=TaskState.RUNNING, heartbeat_at__lt=deadline)
     for task in stale.order_by("queue_order"):

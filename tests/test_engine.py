@@ -625,6 +625,18 @@ def test_reaper_leaves_tasks_with_a_fresh_heartbeat_and_other_states(
     assert sent == []
 
 
+def test_heartbeats_and_the_reaper_read_the_database_clock_not_the_hosts(
+    instance, sent, heartbeat_timeout, monkeypatch
+):
+    """A reaper host whose clock runs an hour ahead (or a worker's behind) takes no live
+    task for lost: both sides date heartbeats with the database's clock."""
+    task = engine.claim(make(instance).pk)
+    ahead = timezone.now() + timedelta(hours=1)
+    monkeypatch.setattr(timezone, "now", lambda: ahead)
+    assert engine.reap_lost_tasks() == []
+    assert fresh(task).state == TaskState.RUNNING
+
+
 def test_reaper_ends_a_lost_task_whose_cancellation_was_requested_as_canceled(
     instance, heartbeat_timeout
 ):
