@@ -19,9 +19,14 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
+# The web server runs as `fatbuildr` (fixed ids, for bind mounts), the workers as root. The
+# data root belongs to its user and group: the web server creates build workspaces there,
+# in folders the workers make group-writable (README "Permissions").
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput --verbosity 0 \
-    && useradd --system --home-dir /var/lib/fatbuildr --create-home fatbuildr \
-    && mkdir -p /var/lib/fatbuildr && chown fatbuildr: /var/lib/fatbuildr
+    && groupadd --system --gid 10001 fatbuildr \
+    && useradd --system --uid 10001 --gid fatbuildr --home-dir /var/lib/fatbuildr \
+        --no-create-home --shell /usr/sbin/nologin fatbuildr \
+    && install -d -o fatbuildr -g fatbuildr -m 0755 /var/lib/fatbuildr
 
 USER fatbuildr
 EXPOSE 5000

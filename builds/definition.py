@@ -1,8 +1,9 @@
 """Artifact definitions: ``artifact.yml`` and the definition folder (compat §7.1-7.2).
 
 A definition arrives in every build request, so everything here treats it as untrusted:
-names that end up in paths are checked, YAML is read with the safe loader, and values
-are kept as the strings the author wrote (``version: 2.10`` is "2.10", not 2.1).
+names that end up in paths are checked, YAML is read with the bounded safe loader (size,
+depth, expanded size), and values are kept as the strings the author wrote
+(``version: 2.10`` is "2.10", not 2.1).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from builds.templates import TemplateError, render_template
+from fatbuildr_site.yaml_loader import BoundedSafeLoader, YAMLLimitError, load_yaml
 from registry.constants import MAIN_DERIVATIVE, ArtifactFormat
 
 DEFINITION_FILES = ("artifact.yml", "artifact.yaml", "meta.yml")
@@ -46,8 +48,8 @@ class DefinitionError(ValueError):
     """An artifact definition is missing or invalid; the message is meant for the submitter."""
 
 
-class _StringLoader(yaml.SafeLoader):
-    """SafeLoader that leaves plain scalars as written, except null.
+class _StringLoader(BoundedSafeLoader):
+    """The bounded safe loader, leaving plain scalars as written, except null.
 
     Without implicit int/float/bool resolution, ``2.10`` stays "2.10" and ``yes`` stays
     "yes"; null is kept so that an empty ``osi:`` still reads as "no options".
@@ -294,7 +296,9 @@ def parse_definition(text: bytes | str, *, artifact: str) -> ArtifactDefinition:
     if len(text) > MAX_DEFINITION_SIZE:
         raise DefinitionError(f"artifact definition is larger than {MAX_DEFINITION_SIZE} bytes")
     try:
-        data = yaml.load(text, Loader=_StringLoader)  # a SafeLoader subclass: no arbitrary objects
+        data = load_yaml(text, loader=_StringLoader, max_size=MAX_DEFINITION_SIZE)
+    except YAMLLimitError as error:
+        raise DefinitionError(f"artifact definition refused: {error}") from None
     except yaml.YAMLError as error:
         raise DefinitionError(f"artifact definition is not valid YAML: {error}") from None
     if not isinstance(data, dict):

@@ -29,11 +29,13 @@ from builds.definition import (
     parse_definition,
 )
 from builds.locks import build_locks, environment_lock
+from fatbuildr_site.text import is_storable
 from registry.models import Instance
 from registry.publishing import Target
 from registry.selectors import get_pipelines
 from tasks.engine import submit
-from tasks.models import Task, TaskName, workspace_path
+from tasks.models import Task, TaskName
+from tasks.workspaces import instance_workspaces
 
 # The multipart text fields fatbuildrctl sends (compat §2.6), in its order.
 REQUIRED_FIELDS = (
@@ -112,8 +114,8 @@ def submit_build(
 
     # The id comes first: the uploads go straight into the workspace of the task.
     task_id = uuid.uuid4()
-    workspace = workspace_path(instance.pk, task_id)
-    workspace.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    # In a folder shared with the workers, who may have made it (tasks/workspaces.py).
+    workspace = instance_workspaces(instance.pk) / str(task_id)
     workspace.mkdir(mode=0o755)
     try:
         upload = workspace / UPLOAD_FOLDER
@@ -193,9 +195,9 @@ def _read_fields(fields: Mapping[str, str]) -> BuildRequest:
         value = fields.get(name)
         if value is None or (not value and name not in MAY_BE_EMPTY):
             raise SubmissionError(f"Missing field {name}")
-        # PostgreSQL text cannot hold NUL: refuse it here rather than fail at insert.
-        if "\x00" in value:
-            raise SubmissionError(f"Field {name} holds a NUL character")
+        # PostgreSQL text cannot hold it: refuse it here rather than fail at insert.
+        if not is_storable(value):
+            raise SubmissionError(f"Field {name} holds a NUL or invalid character")
         limit = MAX_LENGTHS.get(name)
         if limit is not None and len(value) > limit:
             raise SubmissionError(f"Field {name} is longer than {limit} characters")

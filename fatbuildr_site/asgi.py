@@ -1,9 +1,13 @@
-"""ASGI entry point, for deployments that prefer an ASGI server."""
+"""ASGI entry point of the production server (scripts/serve): request bodies are streamed
+to the views, not read before them (fatbuildr_site/bodies.py)."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fatbuildr_site.settings")
+django.setup(set_prefix=False)
 
-application = get_asgi_application()
+from fatbuildr_site.bodies import StreamingBodyASGIHandler  # noqa: E402
+
+application = StreamingBodyASGIHandler()

@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # NUL and other characters PostgreSQL refuses, in URL arguments and query values.
+    "fatbuildr_site.middleware.UnstorableInputMiddleware",
     # Serves the admin's static files from gunicorn, no extra web server needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -146,7 +148,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"without_traceback": {"()": "fatbuildr_site.logfilters.WithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        # A bad Host header is a client's mistake (answered 400): one line, no traceback.
+        "django.security.DisallowedHost": {"filters": ["without_traceback"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("FATBUILDR_LOG_LEVEL", "INFO")},
 }
 
@@ -167,6 +174,8 @@ REST_FRAMEWORK = {
     # `?format=` and `format` are Fatbuildr parameters, not renderer selectors.
     "URL_FORMAT_OVERRIDE": None,
     "FORMAT_SUFFIX_KWARG": "renderer_format",
+    # OPTIONS answers without the view docstrings, which describe the server's internals.
+    "DEFAULT_METADATA_CLASS": "fatbuildr_site.metadata.NoDescriptionMetadata",
 }
 
 # --- Fatbuildr -------------------------------------------------------------
@@ -291,6 +300,11 @@ FATBUILDR_BUILD_ARCHIVE_MAX_MEMBERS = int(
 FATBUILDR_BUILD_UPLOAD_MAX_SIZE = int(
     os.environ.get("FATBUILDR_BUILD_UPLOAD_MAX_SIZE", str(1024**3))
 )
+# The largest request body of any route (the build submission): a longer declared body is
+# refused from its headers (fatbuildr_site/bodies.py).
+FATBUILDR_REQUEST_MAX_SIZE = FATBUILDR_BUILD_UPLOAD_MAX_SIZE
+# Seconds a request body may stall between two chunks before it is cut (408).
+FATBUILDR_REQUEST_BODY_TIMEOUT = float(os.environ.get("FATBUILDR_REQUEST_BODY_TIMEOUT", "30"))
 # Downloads of declared sources from loopback and private addresses (a private mirror);
 # refused by default: definitions are untrusted.
 FATBUILDR_SOURCE_ALLOW_PRIVATE = env_bool("FATBUILDR_SOURCE_ALLOW_PRIVATE", False)

@@ -13,6 +13,7 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from fatbuildr_site.yaml_loader import MAX_SIZE, YAMLLimitError, load_yaml
 from registry.constants import MAIN_DERIVATIVE, ArtifactFormat
 from registry.pipelines import DerivativeSpec, Pipelines, UnknownDerivative
 
@@ -76,9 +77,13 @@ def parse_instance_file(path: Path) -> InstanceData:
             f"and at most {MAX_ID} characters",
         )
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            # One byte over the limit is enough to refuse the file, however large it is.
+            document = load_yaml(file.read(MAX_SIZE + 1))
     except OSError as error:
         raise fail("", f"cannot be read: {error.strerror}") from error
+    except YAMLLimitError as error:
+        raise fail("", f"refused: {error}") from error
     except yaml.YAMLError as error:
         raise fail("", f"invalid YAML: {error}") from error
     if not isinstance(document, dict):

@@ -22,6 +22,7 @@ from rest_framework.test import APIClient
 
 from accounts.policy import _load
 from builds import services
+from builds.definition import MAX_DEFINITION_SIZE
 from tasks.models import Task, TaskLock, TaskName, workspace_path
 
 pytestmark = pytest.mark.usefixtures("fresh_policy_cache")
@@ -326,7 +327,7 @@ def test_missing_tarball_is_refused(builder, data_dir, sent):
         ({"artifact": ".hello"}, "Invalid artifact name .hello"),
         ({"architectures": "x86_64,"}, "Invalid architectures list"),
         ({"user_name": "John\nDoe"}, "Field user_name holds a control character"),
-        ({"message": "nul \x00 byte"}, "Field message holds a NUL character"),
+        ({"message": "nul \x00 byte"}, "Field message holds a NUL or invalid character"),
         ({"user_email": "x" * 256}, "Field user_email is longer than 255 characters"),
     ],
 )
@@ -423,7 +424,7 @@ def test_request_larger_than_the_limit_is_refused_before_reading(
 
     monkeypatch.setattr(MultiPartParser, "parse", must_not_run)
     response = post_build(builder, definition_tarball(tmp_path))
-    assert_error(response, 400, "Build submission larger than 1000 bytes")
+    assert_error(response, 413, "Build submission larger than 1000 bytes")
     assert_refused_cleanly(data_dir, sent)
 
 
@@ -672,6 +673,48 @@ def test_file_field_sent_twice_is_refused(builder, tmp_path, data_dir, sent):
     )
     response = builder.generic("POST", build_url(), body, content_type=content_type)
     assert_error(response, 400, "Field tarball sent more than once")
+    assert_refused_cleanly(data_dir, sent)
+
+
+@pytest.mark.parametrize("name", [*FIELDS])
+def test_text_field_sent_twice_is_refused(builder, tmp_path, data_dir, sent, name):
+    # As `fatbuildrctl`'s curl equivalent would: -F format=deb -F format=rpm.
+    other = {"format": "rpm", "distribution": "el8"}.get(name, FIELDS[name])
+    response = post_build(builder, definition_tarball(tmp_path), **{name: [FIELDS[name], other]})
+    assert_error(response, 400, f"Field {name} sent more than once")
+    assert_refused_cleanly(data_dir, sent)
+
+
+def test_file_sent_as_a_text_field_is_not_its_value(builder, tmp_path, data_dir, sent):
+    content = definition_tarball(tmp_path).read_bytes()
+    fields = {name: value for name, value in FIELDS.items() if name != "user_name"}
+    body, content_type = raw_multipart(
+        fields, [("tarball", "a.tar.xz", content), ("user_name", "name.txt", b"John\nDoe")]
+    )
+    response = builder.generic("POST", build_url(), body, content_type=content_type)
+    assert_error(response, 400, "Missing field user_name")
+    assert_refused_cleanly(data_dir, sent)
+
+
+def test_deeply_nested_definition_is_refused(builder, tmp_path, data_dir, sent):
+    response = post_build(builder, definition_tarball(tmp_path, "[" * 5000))
+    assert_error(response, 400, "nested deeper than")
+    assert_refused_cleanly(data_dir, sent)
+
+
+def test_definition_of_many_aliases_is_refused(builder, tmp_path, data_dir, sent):
+    # A billion laughs: ten lines that expand to 10^10 nodes for whoever walks them.
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 10)]
+    response = post_build(builder, definition_tarball(tmp_path, "\n".join(lines)))
+    assert_error(response, 400, "more than 100000 nodes")
+    assert_refused_cleanly(data_dir, sent)
+
+
+def test_oversized_definition_is_refused(builder, tmp_path, data_dir, sent):
+    oversized = "version: 1.0\n" + "#" * MAX_DEFINITION_SIZE + "\n"
+    response = post_build(builder, definition_tarball(tmp_path, oversized))
+    assert_error(response, 400, str(MAX_DEFINITION_SIZE))
     assert_refused_cleanly(data_dir, sent)
 
 

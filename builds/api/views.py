@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadedfile import UploadedFile
 from django.utils.datastructures import MultiValueDict
-from rest_framework import exceptions
+from rest_framework import exceptions, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from accounts.constants import Action
 from builds import services
 from fatbuildr_site.api import InstanceAPIView
+from fatbuildr_site.bodies import PayloadTooLarge
 
 SOURCE_PREFIX = "source/"
 
@@ -29,13 +30,19 @@ class BuildView(InstanceAPIView):
     def post(self, request: Request, **kwargs) -> Response:
         check_content_length(request)
         try:
-            fields, files = request.data, request.FILES
+            # Text fields alone: a file sent under a text field's name is not its value.
+            form, files = request.POST, request.FILES
         except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent) as error:
             # Django's own upload limits; outside DRF's handler they would be a bare 400.
             raise exceptions.ValidationError(f"Multipart form refused: {error}") from error
-        tarball = single_file(files, "tarball")
+        fields = {
+            name: value
+            for name in services.REQUIRED_FIELDS
+            if (value := single_value(form, name)) is not None
+        }
+        tarball = single_value(files, "tarball")
         sources = {
-            key.removeprefix(SOURCE_PREFIX): single_file(files, key)
+            key.removeprefix(SOURCE_PREFIX): single_value(files, key)
             for key in files
             if key.startswith(SOURCE_PREFIX)
         }
@@ -54,20 +61,32 @@ class BuildView(InstanceAPIView):
         return Response({"task": str(task.pk)})
 
 
+class LengthRequired(exceptions.APIException):
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_detail = "Build submissions need a Content-Length"
+
+
 def check_content_length(request: Request) -> None:
-    """Refuse an announced oversized body before a byte of it is read."""
+    """Refuse an announced oversized body before a byte of it is read, and a body of unknown
+    length (chunks), which Django's multipart parser would read as empty."""
+    raw = request.META.get("CONTENT_LENGTH")
+    if not raw:
+        if request.META.get("HTTP_TRANSFER_ENCODING"):
+            raise LengthRequired()
+        return
     try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        length = int(raw)
     except ValueError:
         return  # Django's multipart parser refuses it with its own error.
     limit = settings.FATBUILDR_BUILD_UPLOAD_MAX_SIZE
     if length > limit:
-        raise exceptions.ValidationError(f"Build submission larger than {limit} bytes")
+        raise PayloadTooLarge(f"Build submission larger than {limit} bytes")
 
 
-def single_file(files: MultiValueDict, key: str) -> UploadedFile | None:
-    """The upload of a file field, refusing a field sent twice (which one would be meant?)."""
-    uploads = files.getlist(key)
-    if len(uploads) > 1:
+def single_value(values: MultiValueDict, key: str) -> str | UploadedFile | None:
+    """The value of a form field (text or file), None when absent, refusing a field sent
+    twice (which one would be meant?)."""
+    sent = values.getlist(key)
+    if len(sent) > 1:
         raise exceptions.ValidationError(f"Field {key} sent more than once")
-    return uploads[0] if uploads else None
+    return sent[0] if sent else None

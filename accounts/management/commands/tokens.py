@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.services import import_token_key, rotate_token_key
-from accounts.tokens import generate_token
+from accounts.tokens import MAX_SUBJECT_LENGTH, generate_token, is_valid_subject
 from registry.selectors import get_instance
 
 
@@ -41,6 +41,10 @@ class Command(BaseCommand):
             user = options["user"].strip()
             if not user:
                 raise CommandError("--user must not be empty")
+            if not is_valid_subject(user):
+                raise CommandError(
+                    f"--user must be at most {MAX_SUBJECT_LENGTH} characters, without NUL"
+                )
             self.stdout.write(
                 generate_token(instance=found, username=user, duration_days=options["duration"])
             )
