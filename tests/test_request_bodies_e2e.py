@@ -1,8 +1,9 @@
 """Request bodies under the production server (scripts/serve, over real sockets): a body the
 answer does not need is never read, spooled or waited for (fatbuildr_site/bodies.py).
 
-The server's temporary folder (where Django would spool bodies) and data root are
-private to each test, so "nothing was written" is measured, not assumed.
+The server's temporary folder (where Django would spool bodies, into unnamed files) is a
+tmpfs of its own and its data root private to each test, so "nothing was written" is
+measured, not assumed.
 """
 
 import json
@@ -17,6 +18,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from tests import workers
+from tests.filesystems import private_tmpfs, used_bytes
 from tests.workers import WebServer
 
 pytestmark = pytest.mark.e2e
@@ -36,13 +38,15 @@ class Server:
     def __init__(self, web: WebServer, spool: Path, data: Path) -> None:
         self.web = web
         self.spool = spool
+        self.spool_baseline = used_bytes(spool)
         self.data = data
         self.host, port = web.url.removeprefix("http://").split(":")
         self.port = int(port)
 
     def written(self) -> int:
         """Bytes in the server's temporary folder and data root, workspaces included."""
-        return folder_size(self.spool) + folder_size(self.data / "workspaces")
+        spooled = used_bytes(self.spool) - self.spool_baseline
+        return spooled + folder_size(self.data / "workspaces")
 
 
 @pytest.fixture
@@ -57,9 +61,12 @@ def server(transactional_db, default_instance, data_dir, tmp_path) -> Iterator[S
         FATBUILDR_REQUEST_BODY_TIMEOUT=str(BODY_TIMEOUT),
         FATBUILDR_BUILD_UPLOAD_MAX_SIZE=str(UPLOAD_LIMIT),
     )
-    web = WebServer(tmp_path, env=env)
-    yield Server(web, spool, data_dir)
-    web.stop()
+    with private_tmpfs(spool, size="256m"):
+        web = WebServer(tmp_path, env=env)
+        try:
+            yield Server(web, spool, data_dir)
+        finally:
+            web.stop()
 
 
 @pytest.fixture
