@@ -144,6 +144,22 @@ class Exchange:
         self.sock.close()
         self.sender.join(10)
 
+    def __enter__(self) -> "Exchange":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def upload_headers(token: str | None = None, **length: str) -> dict[str, str]:
+    """Headers of a build upload: multipart, the bearer *token* if any, and *length*
+    (Content_Length=... or Transfer_Encoding=...)."""
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    headers.update({name.replace("_", "-"): value for name, value in length.items()})
+    return headers
+
 
 def error_of(body: bytes) -> str:
     return json.loads(body)["error"]
@@ -153,41 +169,32 @@ def test_an_anonymous_build_upload_is_refused_from_its_headers_and_nothing_is_sp
     """60 MiB announced, 8 MiB of it sent, then the client waits: 403 without waiting for
     the rest, not a byte written meanwhile, and the connection closed (the rest is never
     read)."""
-    exchange = Exchange(
+    with Exchange(
         server,
         "POST",
         "/default/build",
-        headers={
-            "Content-Type": "multipart/form-data; boundary=x",
-            "Content-Length": str(60 * MiB),
-        },
+        headers=upload_headers(Content_Length=str(60 * MiB)),
         send=8 * MiB,
-    )
-    try:
+    ) as exchange:
         status, _, body, elapsed = exchange.answer()
         assert server.written() == 0
         assert status == 403
         assert error_of(body) == "anonymous role is not allowed to perform action build"
         assert elapsed < PROMPT
         assert exchange.closed_by_server()
-    finally:
-        exchange.close()
     assert server.written() == 0
 
 
 def test_a_body_for_a_route_that_takes_none_is_never_read(server):
     """POST /version announcing 60 MiB and sending 8 MiB of it: 405 at once."""
-    exchange = Exchange(
+    with Exchange(
         server, "POST", "/version", headers={"Content-Length": str(60 * MiB)}, send=8 * MiB
-    )
-    try:
+    ) as exchange:
         status, _, body, elapsed = exchange.answer()
         assert server.written() == 0
         assert status == 405 and error_of(body) == 'Method "POST" not allowed.'
         assert elapsed < PROMPT
         assert exchange.closed_by_server()
-    finally:
-        exchange.close()
     assert server.written() == 0
 
 
@@ -195,81 +202,57 @@ def test_a_declared_length_over_the_limit_is_413_without_waiting_for_the_body(
     server, builder_token
 ):
     """2 GiB announced, nothing sent: answered at once, even to a caller allowed to build."""
-    exchange = Exchange(
+    with Exchange(
         server,
         "POST",
         "/default/build",
-        headers={
-            "Authorization": f"Bearer {builder_token}",
-            "Content-Type": "multipart/form-data; boundary=x",
-            "Content-Length": str(2 * 1024**3),
-        },
-    )
-    try:
+        headers=upload_headers(builder_token, Content_Length=str(2 * 1024**3)),
+    ) as exchange:
         status, headers, body, elapsed = exchange.answer()
         assert status == 413
         assert error_of(body) == f"Request body larger than {UPLOAD_LIMIT} bytes"
         assert elapsed < PROMPT
         assert headers["connection"] == "close"
-    finally:
-        exchange.close()
     assert server.written() == 0
 
 
 def test_a_stalled_body_is_cut_after_the_body_timeout(server, builder_token):
     """A builder announces 1 MiB and sends nothing: 408 after the timeout, nothing kept."""
-    exchange = Exchange(
+    with Exchange(
         server,
         "POST",
         "/default/build",
-        headers={
-            "Authorization": f"Bearer {builder_token}",
-            "Content-Type": "multipart/form-data; boundary=x",
-            "Content-Length": str(MiB),
-        },
-    )
-    try:
+        headers=upload_headers(builder_token, Content_Length=str(MiB)),
+    ) as exchange:
         status, _, body, elapsed = exchange.answer()
         assert status == 408
         assert error_of(body) == f"Request body not received in time (nothing for {BODY_TIMEOUT} s)"
         assert BODY_TIMEOUT <= elapsed < BODY_TIMEOUT + PROMPT
         assert exchange.closed_by_server()
-    finally:
-        exchange.close()
     assert server.written() == 0
 
 
 def test_a_chunked_build_upload_is_refused_unread(server, builder_token):
     """No Content-Length, so the upload limit could not be checked up front: 411, unread."""
-    exchange = Exchange(
+    with Exchange(
         server,
         "POST",
         "/default/build",
-        headers={
-            "Authorization": f"Bearer {builder_token}",
-            "Content-Type": "multipart/form-data; boundary=x",
-            "Transfer-Encoding": "chunked",
-        },
+        headers=upload_headers(builder_token, Transfer_Encoding="chunked"),
         send=2 * UPLOAD_LIMIT,
         chunked=True,
-    )
-    try:
+    ) as exchange:
         status, _, body, elapsed = exchange.answer()
         assert status == 411
         assert error_of(body) == "Build submissions need a Content-Length"
         assert elapsed < PROMPT
         assert exchange.closed_by_server()
         assert exchange.sent < 2 * UPLOAD_LIMIT
-    finally:
-        exchange.close()
     assert server.written() == 0
 
 
 def test_answers_do_not_name_the_server_software(server):
-    exchange = Exchange(server, "GET", "/version", headers={})
-    try:
+    with Exchange(server, "GET", "/version", headers={}) as exchange:
         status, headers, _, _ = exchange.answer()
-    finally:
-        exchange.close()
     assert status == 200
     assert "server" not in headers
