@@ -101,7 +101,7 @@ from bench.common import (  # noqa: E402
 from bench.common import Worker as CeleryWorker  # noqa: E402
 
 if TYPE_CHECKING:
-    from registry.models import Instance
+    from instances.models import Instance
     from tasks.models import Task
     from tests.workers import WebServer
 
@@ -475,12 +475,12 @@ def main() -> int:
         import django
 
         django.setup()
-        from registry.services import load_instance_file
+        from instances.services import load_instance_file
         from tasks.models import Task
         from tests.workers import WebServer
 
         Task.objects.all().delete()
-        instance, _ = load_instance_file(path=ROOT / "instances" / "default.yml")
+        instance, _ = load_instance_file(path=ROOT / "instance-files" / "default.yml")
         print(f"Queue {queue}, data root {env['FATBUILDR_DATA_DIR']}", flush=True)
 
         worker = Worker(env, temp, concurrency=1)

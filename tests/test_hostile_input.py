@@ -31,12 +31,12 @@ from accounts.tokens import MAX_TOKEN_LENGTH, InstanceToken
 from builds import services
 from builds.definition import MAX_DEFINITION_SIZE, DefinitionError, parse_definition
 from fatbuildr_site.yaml_loader import MAX_SIZE
-from registry.instance_files import InstanceFileError, parse_instance_file
+from instances.instance_files import InstanceFileError, parse_instance_file
 from tests import factories
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TASK_ID = "0b5f1b8e-5a86-4d2a-9a63-6f1e0c7b4a11"
-DEFAULT_YAML = (REPO_ROOT / "instances" / "default.yml").read_text()
+DEFAULT_YAML = (REPO_ROOT / "instance-files" / "default.yml").read_text()
 
 # Moderate, so that the whole module runs in seconds; no example database on disk.
 FUZZ = settings(

@@ -8,9 +8,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.constants import Action
-from fatbuildr_site.api import InstanceAPIView
+from instances.api import InstanceAPIView
+from instances.pipelines import UnknownDerivative
 from registry import keyrings, publishing, selectors
-from registry.pipelines import UnknownDerivative
 
 
 class RegistryLookupMixin:

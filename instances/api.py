@@ -5,8 +5,8 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from registry.models import Instance
-from registry.selectors import get_instance
+from instances.models import Instance
+from instances.selectors import get_instance
 
 
 class InstanceAPIView(APIView):
