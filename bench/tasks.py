@@ -14,7 +14,7 @@ module `tests.settings` for the workers and for this process, so that the
 test-only task names "test noop" and "test shell" (tests/task_handlers.py)
 exist. The heartbeat settings are set back to their production values (5 s,
 60 s). The default instance is loaded with
-`registry.services.load_instance_file` (not `manage.py instances load`, which
+`instances.services.load_instance_file` (not `manage.py instances load`, which
 would queue a keyring creation). Tasks are submitted in this process with
 `tasks.engine.submit`, in autocommit mode: each message is sent when its row
 commits, as for a submission through the API. Workers are `celery -A
