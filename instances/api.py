@@ -1,4 +1,4 @@
-"""The base of every per-instance API view."""
+"""The base of every per-instance API view: it looks the instance up, so it lives with it."""
 
 from django.conf import settings
 from rest_framework import exceptions

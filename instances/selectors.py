@@ -12,6 +12,7 @@ def get_instance(instance_id: str) -> Instance | None:
 
 
 def list_instances() -> QuerySet[Instance]:
+    """Every instance, by id."""
     return Instance.objects.order_by("id")
 
 
