@@ -166,7 +166,7 @@ def test_nul_in_the_query_of_a_refused_build_is_answered_before_any_body_is_read
 def test_nul_in_the_object_id_of_an_admin_page_is_404(default_instance, multi_mode):
     client = Client()
     client.force_login(User.objects.create_superuser("root", "root@example.org", "-"))
-    response = client.get("/admin/registry/instance/%00/change/")
+    response = client.get("/admin/instances/instance/%00/change/")
     assert_error_object(response, 404)
 
 
