@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from registry.models import Instance, new_token_key
+from instances.models import Instance, new_token_key
 
 
 def import_token_key(*, instance: Instance, path: Path) -> None:

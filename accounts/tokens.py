@@ -21,7 +21,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import Token
 
 from fatbuildr_site.text import is_storable
-from registry.models import Instance
+from instances.models import Instance
 
 # Upstream tokens are about 200 characters long.
 MAX_TOKEN_LENGTH = 8 * 1024

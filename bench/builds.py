@@ -13,7 +13,7 @@ deleted at start), the data root var/bench-builds/data (emptied at start,
 removed at the end unless --keep), a Celery queue of its own
 (`fatbuildr-bench-builds-<random>`, its Redis keys deleted at the end), the
 production settings (`fatbuildr_site.settings`) for this process, the workers
-and the web server. The default instance is loaded from instances/default.yml
+and the web server. The default instance is loaded from instance-files/default.yml
 and signed with an RSA 4096 keyring (the production default) made once and
 kept in var/bench-builds/keyring-template. The build root is
 FATBUILDR_ENVS_DIR/default/deb-bookworm-<arch> (default FATBUILDR_ENVS_DIR:
@@ -110,7 +110,7 @@ from bench.common import (  # noqa: E402
 from bench.common import Worker as CeleryWorker  # noqa: E402
 
 if TYPE_CHECKING:
-    from registry.models import Instance
+    from instances.models import Instance
 
 WORK = REPO_ROOT / "var" / "bench-builds"
 EXAMPLE = REPO_ROOT / "examples" / "hello-fatbuildr"
@@ -184,9 +184,9 @@ class Worker(CeleryWorker):
 
 def signed_instance() -> Instance:
     """The default instance with the bench's keyring (made once, then copied)."""
-    from registry.services import load_instance_file
+    from instances.services import load_instance_file
 
-    instance, _ = load_instance_file(path=REPO_ROOT / "instances" / "default.yml")
+    instance, _ = load_instance_file(path=REPO_ROOT / "instance-files" / "default.yml")
     template = WORK / "keyring-template"
     if not (template / ".done").exists():
         print("Creating an RSA 4096 keyring (once, kept in var/bench-builds)...", flush=True)

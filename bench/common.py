@@ -27,7 +27,7 @@ import psycopg
 if TYPE_CHECKING:
     import requests
 
-    from registry.models import Instance
+    from instances.models import Instance
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = REPO_ROOT / ".venv" / "bin" / "python"

@@ -78,9 +78,9 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
+from instances.services import load_instance_file  # noqa: E402
 from registry import keyrings, publishing, signing  # noqa: E402
 from registry.models import RegistryFormat  # noqa: E402
-from registry.services import load_instance_file  # noqa: E402
 from registry.storage import format_root  # noqa: E402
 from tasks.runner import CommandRunner, JournalWriter  # noqa: E402
 from tests.packages import build_deb, build_many_debs, build_many_rpms, build_rpm  # noqa: E402
@@ -110,7 +110,7 @@ class Bench:
         self.cache = cache
         self.rounds = rounds
         call_command("migrate", verbosity=0)
-        self.instance, _ = load_instance_file(path=REPO_ROOT / "instances" / "default.yml")
+        self.instance, _ = load_instance_file(path=REPO_ROOT / "instance-files" / "default.yml")
         self.keyring_template = self._make_keyring()
         self.journal = JournalWriter(work / "task.journal")
         self.runner = CommandRunner(self.journal)

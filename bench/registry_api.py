@@ -9,7 +9,7 @@ What it does:
 
 1. (Re)creates the PostgreSQL database `fatbuildr_bench` (127.0.0.1:5432, user
    postgres), runs `manage.py migrate` and `manage.py instances load
-   instances/default.yml` on it, then seeds the registry index with Django's
+   instance-files/default.yml` on it, then seeds the registry index with Django's
    `bulk_create`: deb (bookworm, sid) and rpm (el8, el9), derivatives main and
    foox each; deb/bookworm/foox holds exactly 10,000 artifacts (or half of
    --artifacts when smaller); sources and their binaries are linked; about 100
@@ -154,11 +154,11 @@ def seed(total: int) -> dict[str, Any]:
     django.setup()
     from django.db import connections, transaction
 
+    from instances.models import Instance
     from registry.models import (
         Artifact,
         ChangelogEntry,
         ContentEntry,
-        Instance,
         RegistryDerivative,
         RegistryDistribution,
         RegistryFormat,
@@ -513,7 +513,7 @@ def main() -> int:
         # --skip-checks: the accounts.W001 check queries auth_group, which a fresh
         # database does not have yet.
         manage(env, "migrate", "--noinput", "--skip-checks", "-v", "0")
-        manage(env, "instances", "load", "instances/default.yml")
+        manage(env, "instances", "load", "instance-files/default.yml")
         print(f"Seeding {args.artifacts} artifacts...", flush=True)
         started = time.monotonic()
         facts = seed_in_subprocess(env, args.artifacts)

@@ -14,7 +14,7 @@ module `tests.settings` for the workers and for this process, so that the
 test-only task names "test noop" and "test shell" (tests/task_handlers.py)
 exist. The heartbeat settings are set back to their production values (5 s,
 60 s). The default instance is loaded with
-`registry.services.load_instance_file` (not `manage.py instances load`, which
+`instances.services.load_instance_file` (not `manage.py instances load`, which
 would queue a keyring creation). Tasks are submitted in this process with
 `tasks.engine.submit`, in autocommit mode: each message is sent when its row
 commits, as for a submission through the API. Workers are `celery -A
@@ -101,7 +101,7 @@ from bench.common import (  # noqa: E402
 from bench.common import Worker as CeleryWorker  # noqa: E402
 
 if TYPE_CHECKING:
-    from registry.models import Instance
+    from instances.models import Instance
     from tasks.models import Task
     from tests.workers import WebServer
 
@@ -475,12 +475,12 @@ def main() -> int:
         import django
 
         django.setup()
-        from registry.services import load_instance_file
+        from instances.services import load_instance_file
         from tasks.models import Task
         from tests.workers import WebServer
 
         Task.objects.all().delete()
-        instance, _ = load_instance_file(path=ROOT / "instances" / "default.yml")
+        instance, _ = load_instance_file(path=ROOT / "instance-files" / "default.yml")
         print(f"Queue {queue}, data root {env['FATBUILDR_DATA_DIR']}", flush=True)
 
         worker = Worker(env, temp, concurrency=1)

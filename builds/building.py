@@ -52,6 +52,7 @@ from builds.services import uploaded_source_version, uploaded_tarball
 from builds.sources import SourceError, cached_source
 from builds.templates import TemplateError, render_template, render_tree
 from builds.versions import ArtifactVersion
+from instances.selectors import get_pipelines
 from registry import publishing
 from registry.constants import SOURCE_ARCHITECTURE
 from registry.indexing import find_derivative
@@ -59,7 +60,6 @@ from registry.keyrings import armored_public_key
 from registry.models import Artifact
 from registry.packages import PackageError, debian_changelog_from_tarball
 from registry.publishing import PublishError, RpmRepository, Target, rpm_file_name
-from registry.selectors import get_pipelines
 from registry.signing import SigningError
 from registry.storage import deb_architecture, format_root
 from tasks.engine import TaskContext, TaskFailure

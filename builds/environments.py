@@ -25,8 +25,8 @@ from pathlib import Path
 from django.conf import settings
 
 from builds.sandbox import bwrap_command
-from registry.models import Instance
-from registry.selectors import get_pipelines
+from instances.models import Instance
+from instances.selectors import get_pipelines
 from registry.storage import DEB_ARCHITECTURES, deb_architecture
 from tasks.advisory import session_locks
 from tasks.runner import command_environment

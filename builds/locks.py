@@ -7,7 +7,7 @@ update (exclusive) waits for them and the builds queued after it wait for the
 update.
 """
 
-from registry.models import Instance
+from instances.models import Instance
 from registry.publishing import Target, artifact_lock
 from tasks.engine import Lock
 

@@ -30,9 +30,9 @@ from builds.definition import (
 )
 from builds.locks import build_locks, environment_lock
 from fatbuildr_site.text import is_storable
-from registry.models import Instance
+from instances.models import Instance
+from instances.selectors import get_pipelines
 from registry.publishing import Target
-from registry.selectors import get_pipelines
 from tasks.engine import submit
 from tasks.models import Task, TaskName
 from tasks.workspaces import instance_workspaces

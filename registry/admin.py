@@ -1,5 +1,5 @@
-"""Admin for maintainers: instances and pipelines (editable), the registry index and keyrings
-(read-only).
+"""Admin for maintainers: the registry index and keyrings, read-only (instances:
+`instances.admin`).
 """
 
 from django.contrib import admin
@@ -19,29 +19,6 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
-
-
-class PipelineDistributionInline(admin.TabularInline):
-    model = models.PipelineDistribution
-    extra = 0
-    fields = ("position", "format", "name", "environment", "tag", "mirror", "components", "modules")
-
-
-class PipelineDerivativeInline(admin.TabularInline):
-    model = models.PipelineDerivative
-    fk_name = "instance"
-    extra = 0
-    fields = ("position", "name", "formats", "extends")
-
-
-@admin.register(models.Instance)
-class InstanceAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "userid", "formats", "updated_at")
-    search_fields = ("id", "name")
-    # The token key is a secret: never displayed; rotate it with `tokens import-key`.
-    exclude = ("token_key",)
-    readonly_fields = ("source_file", "created_at", "updated_at")
-    inlines = [PipelineDistributionInline, PipelineDerivativeInline]
 
 
 @admin.register(models.RegistryFormat)

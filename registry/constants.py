@@ -1,18 +1,8 @@
-"""Names shared by pipelines, registries and tasks."""
+"""Names of the registries; the pipeline names they share live in `instances.constants`."""
 
-from django.db import models
+from instances.constants import MAIN_DERIVATIVE, ArtifactFormat
 
-
-class ArtifactFormat(models.TextChoices):
-    """Artifact formats Fatbuildr knows (upstream `[images] formats`)."""
-
-    DEB = "deb", "deb"
-    RPM = "rpm", "rpm"
-    OSI = "osi", "osi"
-
-
-# The implicit root derivative of every instance.
-MAIN_DERIVATIVE = "main"
+__all__ = ["MAIN_DERIVATIVE", "NOARCH_ARCHITECTURE", "SOURCE_ARCHITECTURE", "ArtifactFormat"]
 
 # Architecture names of source and architecture-independent artifacts.
 SOURCE_ARCHITECTURE = "src"

@@ -10,11 +10,11 @@ from collections.abc import Iterable
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
+from instances.models import Instance
 from registry.models import (
     Artifact,
     ChangelogEntry,
     ContentEntry,
-    Instance,
     RegistryDerivative,
     RegistryDistribution,
     RegistryFormat,

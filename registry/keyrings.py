@@ -25,7 +25,8 @@ from pathlib import Path
 import gnupg
 from django.conf import settings
 
-from registry.models import Instance, Keyring, name_validator
+from instances.models import Instance, name_validator
+from registry.models import Keyring
 from tasks.engine import ACTIVE_STATES, Lock, submit
 from tasks.models import Task, TaskName
 

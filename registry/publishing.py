@@ -31,9 +31,11 @@ from pathlib import Path
 from debian.debian_support import Version
 from django.db import transaction
 
+from instances.models import Instance
+from instances.selectors import get_pipelines
 from registry import indexing, signing
 from registry.constants import NOARCH_ARCHITECTURE, SOURCE_ARCHITECTURE, ArtifactFormat
-from registry.models import Artifact, Instance, RegistryDerivative, RegistryRevision
+from registry.models import Artifact, RegistryDerivative, RegistryRevision
 from registry.packages import (
     PackageError,
     PackageInfo,
@@ -42,7 +44,6 @@ from registry.packages import (
     read_packages,
     read_rpms,
 )
-from registry.selectors import get_pipelines
 from registry.storage import (
     deb_architecture,
     fatbuildr_architecture,

@@ -1,4 +1,4 @@
-"""Reads: instances, pipelines and the registry index, shaped for the API.
+"""Reads: the registry index, shaped for the API (instances: `instances.selectors`).
 
 Listing and search build plain dicts from `values_list` rows: the number of
 queries per call is constant, whatever the size of the registry.
@@ -9,18 +9,15 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from instances.models import Instance
 from registry.constants import ArtifactFormat
 from registry.models import (
     Artifact,
-    Instance,
-    PipelineDerivative,
-    PipelineDistribution,
     RegistryDerivative,
     RegistryDistribution,
     RegistryFormat,
     sources_last,
 )
-from registry.pipelines import DerivativeSpec, DistributionSpec, Pipelines
 
 
 class RegistryLookupError(LookupError):
@@ -28,39 +25,6 @@ class RegistryLookupError(LookupError):
 
 
 ARTIFACT_FIELDS = ("architecture", "name", "size", "version")
-
-
-def get_instance(instance_id: str) -> Instance | None:
-    """The instance with this id, or None."""
-    return Instance.objects.filter(pk=instance_id).first()
-
-
-def list_instances() -> QuerySet[Instance]:
-    return Instance.objects.order_by("id")
-
-
-def instance_to_wire(instance: Instance) -> dict[str, str]:
-    """The Instance object of the API."""
-    return {"id": instance.id, "name": instance.name, "userid": instance.userid}
-
-
-def get_pipelines(instance: Instance) -> Pipelines:
-    """The pipelines of an instance (two queries)."""
-    distributions = [
-        DistributionSpec(
-            name=d.name, format=d.format, environment=d.environment or None, tag=d.tag or None
-        )
-        for d in PipelineDistribution.objects.filter(instance=instance).order_by("position")
-    ]
-    derivatives = [
-        DerivativeSpec(name=name, formats=tuple(formats), extends=parent)
-        for name, formats, parent in PipelineDerivative.objects.filter(instance=instance)
-        .order_by("position")
-        .values_list("name", "formats", "extends__name")
-    ]
-    return Pipelines(
-        formats=list(instance.formats), distributions=distributions, derivatives=derivatives
-    )
 
 
 def _check_format(instance: Instance, fmt: str) -> None:

@@ -36,7 +36,7 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, 
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from registry.models import Instance
+from instances.models import Instance
 from tasks.models import Task, TaskLock, TaskResult, TaskState
 from tasks.runner import CommandError, CommandRunner, JournalWriter, kill_process_group
 from tasks.workspaces import instance_workspaces

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from registry.models import Instance
+from instances.models import Instance
 from tasks.models import Task, TaskName, TaskState, instance_workspaces_root
 
 logger = logging.getLogger(__name__)

@@ -56,7 +56,7 @@ class Task(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     instance = models.ForeignKey(
-        "registry.Instance", on_delete=models.CASCADE, related_name="tasks"
+        "instances.Instance", on_delete=models.CASCADE, related_name="tasks"
     )
     name = models.CharField(max_length=64, choices=TaskName.choices)
     user = models.CharField(max_length=255, help_text="Submitting identity (token sub).")

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from asgiref.sync import sync_to_async
 from django.db import connection
 
-from registry.models import Instance
+from instances.models import Instance
 from tasks.models import Task, TaskState
 
 

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from registry.models import Instance
+from instances.models import Instance
 from tasks import engine
 from tasks.models import TaskName
 

@@ -12,9 +12,9 @@ from rest_framework.test import APIClient
 from accounts.models import Role
 from accounts.policy import _load
 from accounts.tokens import generate_token
+from instances.models import Instance
+from instances.services import load_instance_file
 from registry import keyrings
-from registry.models import Instance
-from registry.services import load_instance_file
 from tasks import engine
 from tests.workers import Worker, forget_test_queues, purge_test_queues
 
@@ -23,8 +23,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def default_instance(db) -> Instance:
-    """The shipped default instance, loaded from instances/default.yml."""
-    instance, _ = load_instance_file(path=REPO_ROOT / "instances" / "default.yml")
+    """The shipped default instance, loaded from instance-files/default.yml."""
+    instance, _ = load_instance_file(path=REPO_ROOT / "instance-files" / "default.yml")
     return instance
 
 

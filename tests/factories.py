@@ -3,13 +3,14 @@
 import factory
 from factory.django import DjangoModelFactory
 
+from instances import models as instance_models
 from registry import models as registry_models
 from tasks.models import Task, TaskName
 
 
 class InstanceFactory(DjangoModelFactory):
     class Meta:
-        model = registry_models.Instance
+        model = instance_models.Instance
         django_get_or_create = ("id",)
 
     id = factory.Sequence(lambda n: f"instance{n}")
@@ -22,7 +23,7 @@ class InstanceFactory(DjangoModelFactory):
 
 class PipelineDistributionFactory(DjangoModelFactory):
     class Meta:
-        model = registry_models.PipelineDistribution
+        model = instance_models.PipelineDistribution
 
     instance = factory.SubFactory(InstanceFactory)
     format = "deb"
@@ -34,7 +35,7 @@ class PipelineDistributionFactory(DjangoModelFactory):
 
 class PipelineDerivativeFactory(DjangoModelFactory):
     class Meta:
-        model = registry_models.PipelineDerivative
+        model = instance_models.PipelineDerivative
 
     instance = factory.SubFactory(InstanceFactory)
     name = factory.Sequence(lambda n: f"derivative{n}")

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.policy import _load
-from registry.models import Instance
+from instances.models import Instance
 from tasks.history import history_queryset
 from tasks.models import Task, TaskName, TaskResult, TaskState
 from tasks.wire import task_to_wire

@@ -31,12 +31,12 @@ from accounts.tokens import MAX_TOKEN_LENGTH, InstanceToken
 from builds import services
 from builds.definition import MAX_DEFINITION_SIZE, DefinitionError, parse_definition
 from fatbuildr_site.yaml_loader import MAX_SIZE
-from registry.instance_files import InstanceFileError, parse_instance_file
+from instances.instance_files import InstanceFileError, parse_instance_file
 from tests import factories
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TASK_ID = "0b5f1b8e-5a86-4d2a-9a63-6f1e0c7b4a11"
-DEFAULT_YAML = (REPO_ROOT / "instances" / "default.yml").read_text()
+DEFAULT_YAML = (REPO_ROOT / "instance-files" / "default.yml").read_text()
 
 # Moderate, so that the whole module runs in seconds; no example database on disk.
 FUZZ = settings(
@@ -166,7 +166,7 @@ def test_nul_in_the_query_of_a_refused_build_is_answered_before_any_body_is_read
 def test_nul_in_the_object_id_of_an_admin_page_is_404(default_instance, multi_mode):
     client = Client()
     client.force_login(User.objects.create_superuser("root", "root@example.org", "-"))
-    response = client.get("/admin/registry/instance/%00/change/")
+    response = client.get("/admin/instances/instance/%00/change/")
     assert_error_object(response, 404)
 
 

@@ -17,14 +17,14 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from registry.instance_files import InstanceFileError, parse_instance_file
-from registry.models import Instance, PipelineDerivative, PipelineDistribution
-from registry.selectors import get_pipelines
-from registry.services import load_instance_file
+from instances.instance_files import InstanceFileError, parse_instance_file
+from instances.models import Instance, PipelineDerivative, PipelineDistribution
+from instances.selectors import get_pipelines
+from instances.services import load_instance_file
 from tasks.models import Task, TaskName
 from tests.conftest import REPO_ROOT
 
-DEFAULT_FILE = REPO_ROOT / "instances" / "default.yml"
+DEFAULT_FILE = REPO_ROOT / "instance-files" / "default.yml"
 
 DEFAULT_YAML = """\
 name: Default Fatbuildr Instance
@@ -99,7 +99,7 @@ def formats_json(client, instance_id: str, **params) -> dict:
 
 
 def test_shipped_default_file_is_the_documented_one(tmp_path):
-    """DEFAULT_YAML, used to edit "the default file" below, says what instances/default.yml says."""
+    """DEFAULT_YAML, used to edit "the default file" below, says what the shipped file says."""
     shipped = parse_instance_file(DEFAULT_FILE)
     copy = parse_instance_file(write(tmp_path, "default", DEFAULT_YAML))
     assert replace(shipped, source_file="") == replace(copy, source_file="")

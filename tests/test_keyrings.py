@@ -20,10 +20,10 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.test import override_settings
 
+from instances.services import load_instance_file
 from registry import keyrings
 from registry.keyrings import KeyringError
 from registry.models import Keyring
-from registry.services import load_instance_file
 from tasks.models import Task, TaskLock, TaskName
 from tests.conftest import REPO_ROOT
 
@@ -120,7 +120,7 @@ def keyring_template(tmp_path_factory, django_db_setup, django_db_blocker) -> Te
             ),
             transaction.atomic(),
         ):
-            instance, _ = load_instance_file(path=REPO_ROOT / "instances" / "default.yml")
+            instance, _ = load_instance_file(path=REPO_ROOT / "instance-files" / "default.yml")
             info = keyrings.create_keyring(instance, log=messages.append)
             record = Keyring.objects.values().get(instance=instance)
             transaction.set_rollback(True)

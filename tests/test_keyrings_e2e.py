@@ -7,8 +7,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
+from instances.models import Instance
 from registry import keyrings
-from registry.models import Instance
 from tasks.models import Task, TaskName, TaskResult
 from tests.conftest import REPO_ROOT
 from tests.test_keyrings import colon_expiries, import_into_fresh_home, stop_agents
@@ -21,11 +21,11 @@ def test_instances_load_gives_the_instance_a_keyring_served_and_renewable(
     start_worker, anonymous_client, tmp_path
 ):
     out = io.StringIO()
-    call_command("instances", "load", str(REPO_ROOT / "instances" / "default.yml"), stdout=out)
+    call_command("instances", "load", str(REPO_ROOT / "instance-files" / "default.yml"), stdout=out)
     creation = Task.objects.get(name=TaskName.KEYRING_CREATION)
     assert f"keyring creation queued (task {creation.pk})" in out.getvalue()
     # Loading again while the creation is queued does not queue another one.
-    call_command("instances", "load", str(REPO_ROOT / "instances" / "default.yml"), stdout=out)
+    call_command("instances", "load", str(REPO_ROOT / "instance-files" / "default.yml"), stdout=out)
     assert Task.objects.filter(name=TaskName.KEYRING_CREATION).count() == 1
 
     start_worker()
@@ -60,7 +60,9 @@ def test_instances_load_gives_the_instance_a_keyring_served_and_renewable(
         for task in (creation, renewal):
             assert passphrase not in task.journal_path.read_bytes()
         # Loading the instance again queues nothing: it has its keyring.
-        call_command("instances", "load", str(REPO_ROOT / "instances" / "default.yml"), stdout=out)
+        call_command(
+            "instances", "load", str(REPO_ROOT / "instance-files" / "default.yml"), stdout=out
+        )
         assert Task.objects.filter(name=TaskName.KEYRING_CREATION).count() == 1
     finally:
         stop_agents(settings.FATBUILDR_DATA_DIR / "keyrings")

@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from registry.models import Instance
+from instances.models import Instance
 from tasks import history
 from tasks.history import (
     PurgeKind,

@@ -16,16 +16,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from instances.models import Instance
+from instances.services import load_instance_file
 from registry.models import (
     Artifact,
     ChangelogEntry,
     ContentEntry,
-    Instance,
     RegistryDerivative,
     RegistryDistribution,
     RegistryFormat,
 )
-from registry.services import load_instance_file
 from tasks.models import Task, TaskName, TaskResult, TaskState, workspace_path
 from tests.conftest import REPO_ROOT
 
@@ -47,7 +47,7 @@ class Dataset:
 
 def _load_instance(tmp_path, instance_id: str) -> Instance:
     path = tmp_path / f"{instance_id}.yml"
-    shutil.copyfile(REPO_ROOT / "instances" / "default.yml", path)
+    shutil.copyfile(REPO_ROOT / "instance-files" / "default.yml", path)
     instance, outcome = load_instance_file(path=path)
     assert outcome == "created"
     return instance

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from registry.models import Instance, RegistryDerivative
+from instances.models import Instance
+from registry.models import RegistryDerivative
 from tasks.models import Task, TaskName, TaskResult, TaskState
 from tests.factories import (
     ArtifactFactory,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from registry.models import Instance
+from instances.models import Instance
 from tasks.models import TaskName, TaskResult, TaskState
 from tests.factories import InstanceFactory, TaskFactory
 

@@ -11,8 +11,8 @@ from rest_framework.response import Response
 
 from accounts.constants import Action
 from builds import services
-from fatbuildr_site.api import InstanceAPIView
 from fatbuildr_site.bodies import PayloadTooLarge
+from instances.api import InstanceAPIView
 
 SOURCE_PREFIX = "source/"
 

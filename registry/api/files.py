@@ -52,8 +52,8 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 
 from accounts.constants import Action
-from fatbuildr_site.api import InstanceAPIView
 from fatbuildr_site.exceptions import error_response
+from instances.api import InstanceAPIView
 from registry import files
 
 FILE_NOT_FOUND = "File not found in registry"

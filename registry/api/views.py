@@ -8,9 +8,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.constants import Action
-from fatbuildr_site.api import InstanceAPIView
+from instances import selectors as instance_selectors
+from instances.api import InstanceAPIView
+from instances.pipelines import UnknownDerivative
 from registry import keyrings, publishing, selectors
-from registry.pipelines import UnknownDerivative
 
 
 class RegistryLookupMixin:
@@ -39,7 +40,9 @@ class InstancesView(APIView):
     authentication_classes: list = []
 
     def get(self, request: Request) -> Response:
-        return Response([selectors.instance_to_wire(i) for i in selectors.list_instances()])
+        return Response(
+            [instance_selectors.instance_to_wire(i) for i in instance_selectors.list_instances()]
+        )
 
 
 class InstanceView(InstanceAPIView):
@@ -48,7 +51,7 @@ class InstanceView(InstanceAPIView):
     permission_action = Action.VIEW_REGISTRY
 
     def get(self, request: Request, **kwargs) -> Response:
-        return Response(selectors.instance_to_wire(self.instance))
+        return Response(instance_selectors.instance_to_wire(self.instance))
 
 
 class PipelineArchitecturesView(InstanceAPIView):
@@ -68,7 +71,7 @@ class PipelineFormatsView(InstanceAPIView):
 
     def get(self, request: Request, **kwargs) -> Response:
         params = {name: request.query_params.get(name) for name in self.filters}
-        pipelines = selectors.get_pipelines(self.instance)
+        pipelines = instance_selectors.get_pipelines(self.instance)
         try:
             return Response(pipelines.formats_listing(**params))
         except UnknownDerivative as error:

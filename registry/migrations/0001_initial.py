@@ -4,7 +4,7 @@ import django.contrib.postgres.fields
 import django.contrib.postgres.indexes
 import django.core.validators
 import django.db.models.deletion
-import registry.models
+import instances.models
 from django.contrib.postgres.operations import TrigramExtension
 from django.db import migrations, models
 
@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
                 ('gpg_email', models.EmailField(max_length=254, verbose_name='GPG email')),
                 ('architectures', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=32, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._+-]*$', 'Use letters, digits and . _ + - only, starting with a letter or digit.')]), blank=True, default=list, help_text='Pipeline architectures besides the host one, in order.', size=None)),
                 ('formats', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(choices=[('deb', 'deb'), ('rpm', 'rpm'), ('osi', 'osi')], max_length=8), blank=True, default=list, help_text='Artifact formats of the pipelines, in the order of the instance file.', size=None)),
-                ('token_key', models.CharField(default=registry.models.new_token_key, help_text='Secret used as is to sign and verify API tokens (HMAC).', max_length=255)),
+                ('token_key', models.CharField(default=instances.models.new_token_key, help_text='Secret used as is to sign and verify API tokens (HMAC).', max_length=255)),
                 ('source_file', models.CharField(blank=True, max_length=1024)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.constants import Action
-from fatbuildr_site.api import InstanceAPIView
+from instances.api import InstanceAPIView
 from tasks.history import history_queryset
 from tasks.models import TaskName, TaskResult
 from tasks.wire import task_to_wire

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.constants import Action
-from fatbuildr_site.api import InstanceAPIView
+from instances.api import InstanceAPIView
 from tasks import engine, selectors
 from tasks.journal import afollow_journal, follow_journal
 from tasks.models import Task, TaskState

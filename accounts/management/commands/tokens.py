@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.services import import_token_key, rotate_token_key
 from accounts.tokens import MAX_SUBJECT_LENGTH, generate_token, is_valid_subject
-from registry.selectors import get_instance
+from instances.selectors import get_instance
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from builds.environments import BuildEnvironmentError, check_architecture
 from builds.services import queue_environment_task
-from registry.selectors import get_instance, get_pipelines
+from instances.selectors import get_instance, get_pipelines
 from tasks import engine
 from tasks.journal import print_journal
 from tasks.models import Task, TaskName, TaskResult, TaskState

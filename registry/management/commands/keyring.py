@@ -5,6 +5,8 @@ import getpass
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from instances.models import Instance
+from instances.selectors import get_instance
 from registry.keyrings import (
     KeyDetails,
     KeyringError,
@@ -12,8 +14,6 @@ from registry.keyrings import (
     queue_keyring_renewal,
     validate_duration,
 )
-from registry.models import Instance
-from registry.selectors import get_instance
 from registry.signing import stop_agents
 
 

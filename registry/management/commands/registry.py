@@ -4,9 +4,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry.models import Instance
+from instances.models import Instance
+from instances.selectors import get_instance
 from registry.publishing import PublishError, Target, publish, reindex
-from registry.selectors import get_instance
 from registry.signing import SigningError
 from tasks.runner import CommandError as ToolError
 from tasks.runner import CommandRunner, ConsoleOutput

@@ -7,8 +7,8 @@ import uuid
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry.models import Instance
-from registry.selectors import get_instance, list_instances
+from instances.models import Instance
+from instances.selectors import get_instance, list_instances
 from tasks.history import parse_purge_policy, purge_history
 from tasks.journal import print_journal
 from tasks.models import Task, TaskState

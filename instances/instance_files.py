@@ -14,8 +14,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from fatbuildr_site.yaml_loader import MAX_SIZE, YAMLLimitError, load_yaml
-from registry.constants import MAIN_DERIVATIVE, ArtifactFormat
-from registry.pipelines import DerivativeSpec, Pipelines, UnknownDerivative
+from instances.constants import MAIN_DERIVATIVE, ArtifactFormat
+from instances.pipelines import DerivativeSpec, Pipelines, UnknownDerivative
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # Column sizes of the models the file is stored in: longer values are file errors, not crashes.

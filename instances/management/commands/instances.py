@@ -1,6 +1,7 @@
 """`python manage.py instances load FILE...` and `instances list`.
 
-Loading an instance that has no keyring queues its `keyring creation` task.
+Loading an instance that has no keyring queues its `keyring creation` task:
+the registry app does it on the `instance_loaded` signal and says so here.
 """
 
 import getpass
@@ -8,10 +9,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry.instance_files import InstanceFileError
-from registry.keyrings import queue_keyring_creation
-from registry.selectors import list_instances
-from registry.services import load_instance_file
+from instances.instance_files import InstanceFileError
+from instances.models import Instance
+from instances.selectors import list_instances
+from instances.services import load_instance_file
+from instances.signals import instance_loaded
 
 
 class Command(BaseCommand):
@@ -42,10 +44,11 @@ class Command(BaseCommand):
                 self.stderr.write(self.style.ERROR(str(error)))
                 continue
             self.stdout.write(f"instance {instance.id}: {outcome} from {path}")
-            task = queue_keyring_creation(instance, user=getpass.getuser())
-            if task is not None:
-                self.stdout.write(
-                    f"instance {instance.id}: keyring creation queued (task {task.pk})"
-                )
+            reports = instance_loaded.send(
+                sender=Instance, instance=instance, user=getpass.getuser()
+            )
+            for _receiver, report in reports:
+                if report:
+                    self.stdout.write(f"instance {instance.id}: {report}")
         if failures:
             raise CommandError(f"{len(failures)} instance file(s) could not be loaded")

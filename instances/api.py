@@ -1,12 +1,12 @@
-"""The base of every per-instance API view."""
+"""The base of every per-instance API view: it looks the instance up, so it lives with it."""
 
 from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from registry.models import Instance
-from registry.selectors import get_instance
+from instances.models import Instance
+from instances.selectors import get_instance
 
 
 class InstanceAPIView(APIView):

@@ -8,7 +8,7 @@ formats it supports.
 
 from dataclasses import dataclass, field
 
-from registry.constants import MAIN_DERIVATIVE
+from instances.constants import MAIN_DERIVATIVE
 
 
 class UnknownDerivative(LookupError):

@@ -6,9 +6,9 @@ from typing import Literal
 from django.db import transaction
 from django.utils import timezone
 
-from registry.constants import MAIN_DERIVATIVE
-from registry.instance_files import InstanceData, parse_instance_file
-from registry.models import Instance, PipelineDerivative, PipelineDistribution
+from instances.constants import MAIN_DERIVATIVE
+from instances.instance_files import InstanceData, parse_instance_file
+from instances.models import Instance, PipelineDerivative, PipelineDistribution
 
 LoadOutcome = Literal["created", "updated", "unchanged"]
 
