@@ -56,7 +56,6 @@ from fatbuildr_site.api import InstanceAPIView
 from fatbuildr_site.exceptions import error_response
 from registry import files
 
-FILE_NOT_FOUND = "File not found in registry"
 CHUNK_SIZE = 256 * 1024
 
 # Built-in types only: /etc/mime.types differs from host to host.
@@ -190,10 +189,8 @@ class RegistryFileView(InstanceAPIView):
     self_checked_url_arguments = frozenset({"path"})
 
     def get(self, request: Request, *, path: str, **kwargs) -> HttpResponseBase:
-        try:
-            node = files.open_registry_path(self.instance.id, path)
-        except files.RegistryPathError:
-            raise exceptions.NotFound(FILE_NOT_FOUND) from None
+        # RegistryPathError is the one 404 of the exception handler, whatever the cause.
+        node = files.open_registry_path(self.instance.id, path)
         # Closed on the way out, unless a streamed body took the descriptor over.
         with node:
             if node.is_dir:

@@ -10,16 +10,6 @@ from rest_framework.views import APIView
 from accounts.constants import Action
 from fatbuildr_site.api import InstanceAPIView
 from registry import keyrings, publishing, selectors
-from registry.pipelines import UnknownDerivative
-
-
-class RegistryLookupMixin:
-    """Turn index lookups that find nothing into 404 Error objects."""
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, selectors.RegistryLookupError):
-            exc = exceptions.NotFound(str(exc))
-        return super().handle_exception(exc)  # type: ignore[misc]
 
 
 class VersionView(APIView):
@@ -68,11 +58,8 @@ class PipelineFormatsView(InstanceAPIView):
 
     def get(self, request: Request, **kwargs) -> Response:
         params = {name: request.query_params.get(name) for name in self.filters}
-        pipelines = selectors.get_pipelines(self.instance)
-        try:
-            return Response(pipelines.formats_listing(**params))
-        except UnknownDerivative as error:
-            raise exceptions.NotFound(str(error)) from error
+        # An unknown derivative is UnknownDerivative, a 404 of the exception handler.
+        return Response(selectors.get_pipelines(self.instance).formats_listing(**params))
 
 
 class RegistryFormatsView(InstanceAPIView):
@@ -84,7 +71,7 @@ class RegistryFormatsView(InstanceAPIView):
         return Response(selectors.registry_formats(self.instance))
 
 
-class RegistryDistributionsView(RegistryLookupMixin, InstanceAPIView):
+class RegistryDistributionsView(InstanceAPIView):
     """`GET /{instance}/registry/{format}.json`."""
 
     permission_action = Action.VIEW_REGISTRY
@@ -93,7 +80,7 @@ class RegistryDistributionsView(RegistryLookupMixin, InstanceAPIView):
         return Response(selectors.registry_distributions(self.instance, fmt))
 
 
-class RegistryDerivativesView(RegistryLookupMixin, InstanceAPIView):
+class RegistryDerivativesView(InstanceAPIView):
     """`GET /{instance}/registry/{format}/{distribution}.json`."""
 
     permission_action = Action.VIEW_REGISTRY
@@ -102,7 +89,7 @@ class RegistryDerivativesView(RegistryLookupMixin, InstanceAPIView):
         return Response(selectors.registry_derivatives(self.instance, fmt, distribution))
 
 
-class RegistryArtifactsView(RegistryLookupMixin, InstanceAPIView):
+class RegistryArtifactsView(InstanceAPIView):
     """`GET /{instance}/registry/{format}/{distribution}/{derivative}.json`."""
 
     permission_action = Action.VIEW_REGISTRY
@@ -115,7 +102,7 @@ class RegistryArtifactsView(RegistryLookupMixin, InstanceAPIView):
         )
 
 
-class ArtifactView(RegistryLookupMixin, InstanceAPIView):
+class ArtifactView(InstanceAPIView):
     """`/{instance}/registry/{fmt}/{dist}/{derivative}/{architecture}/{artifact}.json`:
     GET describes an artifact, DELETE queues the deletion of one of its versions."""
 
@@ -156,15 +143,9 @@ class ArtifactView(RegistryLookupMixin, InstanceAPIView):
             raise exceptions.ValidationError("Missing version query parameter")
         # Checked now, not by the worker: a wrong name or version (the literal
         # placeholders sent by upstream's client, compat §2.8) is a clean 404.
-        row = selectors.find_artifact(
-            self.instance, fmt, distribution, derivative, architecture, artifact
+        row = selectors.find_artifact_version(
+            self.instance, fmt, distribution, derivative, architecture, artifact, version
         )
-        if row.version != version:
-            raise exceptions.NotFound(
-                f"Artifact {artifact} version {version} with architecture {architecture} not "
-                f"found in {fmt} registry for distribution {distribution} and derivative "
-                f"{derivative}"
-            )
         target = publishing.Target(self.instance, fmt, distribution, derivative)
         task = publishing.queue_deletion(target, row, user=request.user.username or "anonymous")
         return Response({"task": str(task.pk)})

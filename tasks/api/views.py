@@ -78,11 +78,6 @@ class WatchJournalView(SingleTaskView):
         return response
 
 
-class TaskConflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-
-
 class CancelTaskView(SingleTaskView):
     """`POST /{instance}/tasks/{task}/cancel`: cancel a pending or running task (ours).
 
@@ -94,10 +89,8 @@ class CancelTaskView(SingleTaskView):
 
     def post(self, request: Request, *, task_id: str, **kwargs) -> Response:
         task = self.get_task(task_id)
-        try:
-            task = engine.cancel_task(task, by=request.user.username or "anonymous")
-        except engine.TaskNotCancellable as error:
-            raise TaskConflict(str(error)) from error
+        # TaskNotCancellable, a conflict, is answered 409 by the exception handler.
+        task = engine.cancel_task(task, by=request.user.username or "anonymous")
         accepted = task.state == TaskState.RUNNING
         return Response(
             task_to_wire(task), status=status.HTTP_202_ACCEPTED if accepted else status.HTTP_200_OK
