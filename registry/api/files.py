@@ -181,7 +181,7 @@ class PreconditionFailed(exceptions.APIException):
 class RegistryFileView(InstanceAPIView):
     """Registry files and directory listings, for apt, dnf and browsers (see module docstring)."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
     # OPTIONS would describe the view; apt and dnf only GET (and HEAD).
     http_method_names = ["get", "head"]
     # registry.files refuses NUL in a file path with the one 404 of a missing file, and

@@ -35,7 +35,7 @@ class InstancesView(APIView):
 class InstanceView(InstanceAPIView):
     """`GET /{instance}/instance.json`."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
 
     def get(self, request: Request, **kwargs) -> Response:
         return Response(selectors.instance_to_wire(self.instance))
@@ -44,7 +44,7 @@ class InstanceView(InstanceAPIView):
 class PipelineArchitecturesView(InstanceAPIView):
     """`GET /{instance}/pipelines/architectures.json`: host architecture first."""
 
-    permission_action = Action.VIEW_PIPELINE
+    permission_actions = {"GET": Action.VIEW_PIPELINE}
 
     def get(self, request: Request, **kwargs) -> Response:
         return Response(self.instance.pipeline_architectures())
@@ -53,7 +53,7 @@ class PipelineArchitecturesView(InstanceAPIView):
 class PipelineFormatsView(InstanceAPIView):
     """`GET /{instance}/pipelines/formats.json`, exact-match filters on every query parameter."""
 
-    permission_action = Action.VIEW_PIPELINE
+    permission_actions = {"GET": Action.VIEW_PIPELINE}
     filters = ("format", "distribution", "environment", "derivative")
 
     def get(self, request: Request, **kwargs) -> Response:
@@ -65,7 +65,7 @@ class PipelineFormatsView(InstanceAPIView):
 class RegistryFormatsView(InstanceAPIView):
     """`GET /{instance}/registry.json`."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
 
     def get(self, request: Request, **kwargs) -> Response:
         return Response(selectors.registry_formats(self.instance))
@@ -74,7 +74,7 @@ class RegistryFormatsView(InstanceAPIView):
 class RegistryDistributionsView(InstanceAPIView):
     """`GET /{instance}/registry/{format}.json`."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
 
     def get(self, request: Request, *, fmt: str, **kwargs) -> Response:
         return Response(selectors.registry_distributions(self.instance, fmt))
@@ -83,7 +83,7 @@ class RegistryDistributionsView(InstanceAPIView):
 class RegistryDerivativesView(InstanceAPIView):
     """`GET /{instance}/registry/{format}/{distribution}.json`."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
 
     def get(self, request: Request, *, fmt: str, distribution: str, **kwargs) -> Response:
         return Response(selectors.registry_derivatives(self.instance, fmt, distribution))
@@ -92,7 +92,7 @@ class RegistryDerivativesView(InstanceAPIView):
 class RegistryArtifactsView(InstanceAPIView):
     """`GET /{instance}/registry/{format}/{distribution}/{derivative}.json`."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
 
     def get(
         self, request: Request, *, fmt: str, distribution: str, derivative: str, **kwargs
@@ -106,9 +106,7 @@ class ArtifactView(InstanceAPIView):
     """`/{instance}/registry/{fmt}/{dist}/{derivative}/{architecture}/{artifact}.json`:
     GET describes an artifact, DELETE queues the deletion of one of its versions."""
 
-    @property
-    def permission_action(self) -> str:
-        return Action.EDIT_REGISTRY if self.request.method == "DELETE" else Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY, "DELETE": Action.EDIT_REGISTRY}
 
     def get(
         self,
@@ -154,7 +152,7 @@ class ArtifactView(InstanceAPIView):
 class SearchView(InstanceAPIView):
     """`GET /{instance}/search.json?artifact=TERM`."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
 
     def get(self, request: Request, **kwargs) -> Response:
         term = request.query_params.get("artifact", "")
@@ -166,7 +164,7 @@ class SearchView(InstanceAPIView):
 class KeyringView(InstanceAPIView):
     """`GET /{instance}/keyring.asc`: the armored public key of the instance keyring."""
 
-    permission_action = Action.VIEW_KEYRING
+    permission_actions = {"GET": Action.VIEW_KEYRING}
 
     def get(self, request: Request, **kwargs) -> HttpResponse:
         # Read from the database copy: the web hosts never run gpg. A plain

@@ -18,7 +18,7 @@ from tasks.wire import task_to_wire
 class RunningTaskView(InstanceAPIView):
     """`GET /{instance}/running.json`: the running task, or `null` when idle."""
 
-    permission_action = Action.VIEW_TASK
+    permission_actions = {"GET": Action.VIEW_TASK}
 
     def get(self, request: Request, **kwargs) -> Response:
         task = selectors.running_task(self.instance)
@@ -28,7 +28,7 @@ class RunningTaskView(InstanceAPIView):
 class QueueView(InstanceAPIView):
     """`GET /{instance}/queue.json`: pending tasks, oldest first."""
 
-    permission_action = Action.VIEW_TASK
+    permission_actions = {"GET": Action.VIEW_TASK}
 
     def get(self, request: Request, **kwargs) -> Response:
         return Response([task_to_wire(task) for task in selectors.pending_tasks(self.instance)])
@@ -37,7 +37,7 @@ class QueueView(InstanceAPIView):
 class SingleTaskView(InstanceAPIView):
     """Base of the views about one task, named by the `task_id` URL argument."""
 
-    permission_action = Action.VIEW_TASK
+    permission_actions = {"GET": Action.VIEW_TASK}
 
     def get_task(self, task_id: str) -> Task:
         task = selectors.get_task(self.instance, task_id)
@@ -85,7 +85,7 @@ class CancelTaskView(SingleTaskView):
     killed by its worker within a second (202, still running).
     """
 
-    permission_action = Action.CANCEL_TASK
+    permission_actions = {"POST": Action.CANCEL_TASK}
 
     def post(self, request: Request, *, task_id: str, **kwargs) -> Response:
         task = self.get_task(task_id)
