@@ -78,9 +78,9 @@ def check_content_length(request: Request) -> None:
         raise PayloadTooLarge(f"Build submission larger than {limit} bytes")
 
 
-def single_value(values: MultiValueDict, key: str) -> str | UploadedFile | None:
-    """The value of a form field (text or file), None when absent, refusing a field sent
-    twice (which one would be meant?)."""
+def single_value(values: MultiValueDict, key: str) -> UploadedFile | None:
+    """The file uploaded under *key*, None when absent, refusing a file sent twice (which one
+    would be meant?); the serializer refuses a text field sent twice likewise."""
     sent = values.getlist(key)
     if len(sent) > 1:
         raise exceptions.ValidationError(f"Field {key} sent more than once")
