@@ -2,9 +2,9 @@
 
 They carry a message for the client and no HTTP status: the one exception
 handler (`fatbuildr_site.exceptions`) maps each kind to its status. Apps
-subclass the kind that fits (an unknown task state is a conflict, an unknown
-registry distribution is not found), so the code that refuses never knows it
-is serving HTTP and the management commands can report the same errors.
+subclass the kind that fits (canceling a finished task is a conflict, an
+unknown registry distribution is not found), so the code that refuses never
+knows it serves HTTP, and management commands report the same errors.
 """
 
 

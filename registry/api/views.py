@@ -58,7 +58,7 @@ class PipelineFormatsView(InstanceAPIView):
 
     def get(self, request: Request, **kwargs) -> Response:
         params = {name: request.query_params.get(name) for name in self.filters}
-        # An unknown derivative is UnknownDerivative, a 404 of the exception handler.
+        # An unknown derivative raises UnknownDerivative: 404 through the exception handler.
         return Response(selectors.get_pipelines(self.instance).formats_listing(**params))
 
 
