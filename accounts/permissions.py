@@ -1,5 +1,6 @@
-"""One permission class: the view names its action, the policy decides (compat §1.3)."""
+"""One permission class: the view names its actions per method, the policy decides (compat §1.3)."""
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from django.db.models import Q
@@ -17,13 +18,14 @@ if TYPE_CHECKING:
 
 
 class PolicyPermission(BasePermission):
-    """Grant a request when the anonymous role or a user role allows `view.permission_action`.
+    """Grant a request when the anonymous role or a user role allows the action the view
+    declares for its method in `view.permission_actions`.
 
-    A view without `permission_action` is public (upstream: /version, /instances.json).
+    A view without `permission_actions` is public (upstream: /version, /instances.json).
     """
 
     def has_permission(self, request: Request, view: "APIView") -> bool:
-        action = getattr(view, "permission_action", None)
+        action = required_action(getattr(view, "permission_actions", {}), request.method or "")
         if action is None:
             return True
         identity: Identity = request.user
@@ -36,6 +38,23 @@ class PolicyPermission(BasePermission):
         raise exceptions.PermissionDenied(
             f"user {identity.username} is not allowed to perform action {action}"
         )
+
+
+def required_action(actions: Mapping[str, str], method: str) -> str | None:
+    """The action a request with *method* needs, from a view's `permission_actions`.
+
+    HEAD needs what GET needs. A method the view does not map (OPTIONS, or one
+    it does not serve, answered 405 only after this check as upstream does)
+    needs the view's first action, so that the policy answers before the
+    method is looked at. None when the view is public.
+    """
+    if not actions:
+        return None
+    if method in actions:
+        return actions[method]
+    if method == "HEAD" and "GET" in actions:
+        return actions["GET"]
+    return next(iter(actions.values()))
 
 
 def is_allowed(identity: Identity, action: str) -> bool:

@@ -1,7 +1,8 @@
 """Build submission: check a `POST /{instance}/build` request and queue its `artifact build` task.
 
-Everything that can be refused is refused here, before a task exists: the
-fields against the instance pipelines, the uploaded archives against hostile
+Everything that can be refused is refused before a task exists: the form
+fields by `builds.api.serializers`, then here the fields against the instance
+pipelines, the uploaded archives against hostile
 members, and the artifact definition against the requested format and
 derivative. Uploads are saved (never extracted) into the workspace of the
 task-to-be, so the worker finds them by path, as fatbuildrd does upstream
@@ -29,29 +30,13 @@ from builds.definition import (
     parse_definition,
 )
 from builds.locks import build_locks, environment_lock
-from fatbuildr_site.text import is_storable
+from fatbuildr_site.errors import InvalidError, NotFoundError
 from instances.models import Instance
 from instances.selectors import get_pipelines
 from registry.publishing import Target
 from tasks.engine import submit
 from tasks.models import Task, TaskName
 from tasks.workspaces import instance_workspaces
-
-# The multipart text fields fatbuildrctl sends (compat §2.6), in its order.
-REQUIRED_FIELDS = (
-    "format",
-    "distribution",
-    "architectures",
-    "derivative",
-    "artifact",
-    "user_name",
-    "user_email",
-    "message",
-)
-# Upstream reads `request.form["message"]`: present but empty is a valid message.
-MAY_BE_EMPTY = frozenset({"message"})
-# Longest values the Task columns hold; longer ones would be a 500 at insert time.
-MAX_LENGTHS = {"artifact": 255, "user_name": 255, "user_email": 255}
 
 # Artifact names and source ids end up in file names, lock names and package names.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -66,18 +51,18 @@ TARBALL_NAME = "artifact.tar"
 SOURCES_FOLDER = "sources"
 
 
-class SubmissionError(Exception):
-    """A build submission was refused; `status` is the HTTP status to answer (400 or 404)."""
+class SubmissionError(InvalidError):
+    """A build submission was refused: malformed, or not buildable as sent."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+
+class UnknownBuildTarget(NotFoundError):
+    """The submission names a format, distribution, derivative or architecture the
+    instance pipelines do not declare."""
 
 
 @dataclass(frozen=True)
 class BuildRequest:
-    """The checked text fields of a submission."""
+    """The text fields of a submission, checked by `builds.api.serializers`."""
 
     format: str
     distribution: str
@@ -93,24 +78,23 @@ def submit_build(
     instance: Instance,
     *,
     user: str,
-    fields: Mapping[str, str],
+    build: BuildRequest,
     tarball: UploadedFile | None,
     sources: Mapping[str, UploadedFile],
 ) -> Task:
     """Check a build submission, save its uploads in the task workspace and queue the task.
 
-    Raises SubmissionError (400: malformed or refused request, 404: unknown
-    format, distribution, derivative or architecture). On any failure the
-    workspace is removed and no Task row exists.
+    Raises SubmissionError (malformed or refused request) or UnknownBuildTarget
+    (format, distribution, derivative or architecture unknown to the pipelines).
+    On any failure the workspace is removed and no Task row exists.
     """
-    request = _read_fields(fields)
     if tarball is None:
         raise SubmissionError("Missing field tarball")
     source_names = {
         source_id: _source_file_name(source_id, upload) for source_id, upload in sources.items()
     }
     _check_upload_size([tarball, *sources.values()])
-    environment = _check_pipelines(instance, request)
+    environment = _check_pipelines(instance, build)
 
     # The id comes first: the uploads go straight into the workspace of the task.
     task_id = uuid.uuid4()
@@ -130,36 +114,36 @@ def submit_build(
             source_paths[source_id] = folder / source_names[source_id]
             _save_upload(upload_file, source_paths[source_id])
 
-        definition = _check_tarball(tarball_path, request)
+        definition = _check_tarball(tarball_path, build)
         for source_id, path in source_paths.items():
             _check_source(source_id, path)
-        if definition.main_version(request.derivative) is None and request.artifact not in sources:
+        if definition.main_version(build.derivative) is None and build.artifact not in sources:
             raise SubmissionError(
-                f"artifact {request.artifact} declares no version for derivative "
-                f"{request.derivative}: its main source must be uploaded as "
-                f"source/{request.artifact}"
+                f"artifact {build.artifact} declares no version for derivative "
+                f"{build.derivative}: its main source must be uploaded as "
+                f"source/{build.artifact}"
             )
 
-        target = Target(instance, request.format, request.distribution, request.derivative)
+        target = Target(instance, build.format, build.distribution, build.derivative)
         # A distribution without a build environment (osi) has no build root to share.
-        locked_architectures = request.architectures if environment else []
+        locked_architectures = build.architectures if environment else []
         return submit(
             instance,
             TaskName.ARTIFACT_BUILD,
             id=task_id,
             user=user,
-            locks=build_locks(target, request.artifact, environment or "", locked_architectures),
-            format=request.format,
-            distribution=request.distribution,
-            derivative=request.derivative,
-            artifact=request.artifact,
-            architectures=request.architectures,
+            locks=build_locks(target, build.artifact, environment or "", locked_architectures),
+            format=build.format,
+            distribution=build.distribution,
+            derivative=build.derivative,
+            artifact=build.artifact,
+            architectures=build.architectures,
             archives=[
                 {"id": source_id, "path": str(path)} for source_id, path in source_paths.items()
             ],
-            author=request.author,
-            email=request.email,
-            message=request.message,
+            author=build.author,
+            email=build.email,
+            message=build.message,
         )
     except BaseException:
         shutil.rmtree(workspace, ignore_errors=True)
@@ -186,41 +170,7 @@ def uploaded_source_version(source_id: str, file_name: str) -> str | None:
     return match["version"] if match else None
 
 
-# --- Fields ------------------------------------------------------------------------------
-
-
-def _read_fields(fields: Mapping[str, str]) -> BuildRequest:
-    values: dict[str, str] = {}
-    for name in REQUIRED_FIELDS:
-        value = fields.get(name)
-        if value is None or (not value and name not in MAY_BE_EMPTY):
-            raise SubmissionError(f"Missing field {name}")
-        # PostgreSQL text cannot hold it: refuse it here rather than fail at insert.
-        if not is_storable(value):
-            raise SubmissionError(f"Field {name} holds a NUL or invalid character")
-        limit = MAX_LENGTHS.get(name)
-        if limit is not None and len(value) > limit:
-            raise SubmissionError(f"Field {name} is longer than {limit} characters")
-        values[name] = value
-    for name in ("user_name", "user_email"):
-        # They become changelog trailer lines: a line break would forge another entry.
-        if any(not character.isprintable() for character in values[name]):
-            raise SubmissionError(f"Field {name} holds a control character")
-    if not NAME_PATTERN.fullmatch(values["artifact"]):
-        raise SubmissionError(f"Invalid artifact name {values['artifact']}")
-    architectures = [architecture.strip() for architecture in values["architectures"].split(",")]
-    if not all(architectures):
-        raise SubmissionError(f"Invalid architectures list {values['architectures']}")
-    return BuildRequest(
-        format=values["format"],
-        distribution=values["distribution"],
-        derivative=values["derivative"],
-        artifact=values["artifact"],
-        architectures=list(dict.fromkeys(architectures)),
-        author=values["user_name"],
-        email=values["user_email"],
-        message=values["message"],
-    )
+# --- Uploads and pipelines ---------------------------------------------------------------
 
 
 def _source_file_name(source_id: str, upload: UploadedFile) -> str:
@@ -247,32 +197,29 @@ def _check_upload_size(uploads: list[UploadedFile]) -> None:
 
 
 def _check_pipelines(instance: Instance, request: BuildRequest) -> str | None:
-    """Refuse (404) what the instance pipelines do not declare; the distribution's build
-    environment otherwise (None for formats without one)."""
+    """Refuse (UnknownBuildTarget) what the instance pipelines do not declare; the
+    distribution's build environment otherwise (None for formats without one)."""
     pipelines = get_pipelines(instance)
     if request.format not in pipelines.formats:
-        raise SubmissionError(f"Format {request.format} not supported by instance pipelines", 404)
+        raise UnknownBuildTarget(f"Format {request.format} not supported by instance pipelines")
     distribution = pipelines.distribution(request.distribution)
     if distribution is None or distribution.format != request.format:
-        raise SubmissionError(
-            f"Distribution {request.distribution} not found in {request.format} pipelines", 404
+        raise UnknownBuildTarget(
+            f"Distribution {request.distribution} not found in {request.format} pipelines"
         )
     if request.derivative not in pipelines.dist_derivatives(distribution):
-        raise SubmissionError(
+        raise UnknownBuildTarget(
             f"Derivative {request.derivative} not found in {request.format} pipelines for "
-            f"distribution {request.distribution}",
-            404,
+            f"distribution {request.distribution}"
         )
     known = instance.pipeline_architectures()
     for architecture in request.architectures:
         if architecture not in known:
-            raise SubmissionError(
-                f"Architecture {architecture} not found in instance pipelines", 404
-            )
+            raise UnknownBuildTarget(f"Architecture {architecture} not found in instance pipelines")
     return distribution.environment
 
 
-# --- Uploads -----------------------------------------------------------------------------
+# --- Saving and checking uploads ---------------------------------------------------------
 
 
 def _save_upload(upload: UploadedFile, path: Path) -> None:

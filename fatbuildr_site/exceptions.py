@@ -3,6 +3,10 @@
 Upstream clients read `response.json()["error"]` on 403 and 404 and crash on
 anything else, and they treat 401 as a success, so authentication failures are
 always answered with 403 (compat §2.3).
+
+Services raise domain errors (`fatbuildr_site.errors`), which carry no HTTP
+status; `DOMAIN_ERROR_STATUS` maps each kind to its status here, and the
+views never translate them.
 """
 
 from typing import Any
@@ -11,6 +15,15 @@ from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from fatbuildr_site import errors
+
+# The status of each kind of domain error; a subclass gets the status of its nearest kind.
+DOMAIN_ERROR_STATUS: dict[type[errors.DomainError], int] = {
+    errors.NotFoundError: status.HTTP_404_NOT_FOUND,
+    errors.InvalidError: status.HTTP_400_BAD_REQUEST,
+    errors.ConflictError: status.HTTP_409_CONFLICT,
+}
 
 
 def flatten_detail(detail: Any) -> str:
@@ -26,8 +39,26 @@ def flatten_detail(detail: Any) -> str:
     return str(detail)
 
 
+def domain_error_status(error: errors.DomainError) -> int:
+    """The HTTP status of a domain error, from the nearest kind in its class hierarchy."""
+    for kind in type(error).__mro__:
+        if kind in DOMAIN_ERROR_STATUS:
+            return DOMAIN_ERROR_STATUS[kind]
+    # A DomainError outside the known kinds is a programming error, not the client's.
+    raise TypeError(f"no HTTP status for domain error {type(error).__name__}") from error
+
+
+def as_api_exception(error: errors.DomainError) -> exceptions.APIException:
+    """The DRF exception answering a domain error: its message, the status of its kind."""
+    api_error = exceptions.APIException(str(error))
+    api_error.status_code = domain_error_status(error)
+    return api_error
+
+
 def error_object_handler(exc: Exception, context: dict) -> Response | None:
     """DRF exception handler answering with the Error object."""
+    if isinstance(exc, errors.DomainError):
+        exc = as_api_exception(exc)
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         exc.status_code = status.HTTP_403_FORBIDDEN
     response = exception_handler(exc, context)

@@ -1,6 +1,9 @@
 """The base of every per-instance API view: it looks the instance up, so it lives with it."""
 
+from collections.abc import Mapping
+
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -15,10 +18,23 @@ class InstanceAPIView(APIView):
     The instance is looked up before authentication, because tokens are
     verified with the instance key; an unknown instance is reported only after
     the permission check, in the order upstream clients observe (compat §1.3).
+
+    `permission_actions` maps each HTTP method the view serves to the policy
+    action it requires (`accounts.permissions.PolicyPermission` reads it); an
+    empty mapping makes the view public.
     """
 
-    permission_action: str | None = None
+    permission_actions: Mapping[str, str] = {}
     instance: Instance
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # A misspelt method would silently fall back to the view's first action.
+        for method in cls.permission_actions:
+            if method != method.upper() or method.lower() not in cls.http_method_names:
+                raise ImproperlyConfigured(
+                    f"{cls.__name__}.permission_actions: {method!r} is not an HTTP method name"
+                )
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         instance_id = kwargs.get("instance") or settings.FATBUILDR_INSTANCE or ""

@@ -8,10 +8,11 @@ formats it supports.
 
 from dataclasses import dataclass, field
 
+from fatbuildr_site.errors import NotFoundError
 from instances.constants import MAIN_DERIVATIVE
 
 
-class UnknownDerivative(LookupError):
+class UnknownDerivative(NotFoundError):
     """The derivative is not part of the instance pipelines."""
 
     def __init__(self, name: str):

@@ -18,8 +18,9 @@ The file is then opened one component at a time from a descriptor of the root,
 never following a symlink, so a symlink swapped in after the check is refused
 rather than followed; callers read and stat that descriptor, not the path.
 
-Nothing here knows about HTTP: failures are `RegistryPathError`, which the view
-answers as 404 without saying why.
+Nothing here knows about HTTP: failures are `RegistryPathError`, a not-found
+domain error whose message never says why, so that a prober learns nothing
+about what exists.
 """
 
 import os
@@ -28,16 +29,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fatbuildr_site.errors import NotFoundError
 from registry.storage import DEB_PRIVATE_FOLDERS, instance_registry_root
 
 # The top folders of an instance registry that are served (compat §8).
 SERVED_FORMATS = ("deb", "rpm", "osi")
+# The one answer to every path that is not served, whatever the reason.
+FILE_NOT_FOUND = "File not found in registry"
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
-class RegistryPathError(Exception):
-    """The path names nothing that may be served: missing, refused, or outside the registry."""
+class RegistryPathError(NotFoundError):
+    """The path names nothing that may be served: missing, refused, or outside the registry.
+
+    The message is the same for every cause; the path is kept for logs and tests.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(FILE_NOT_FOUND)
+        self.path = path
 
 
 def is_servable(parts: Iterable[str]) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from fatbuildr_site.errors import NotFoundError
 from instances.models import Instance
 from registry.constants import ArtifactFormat
 from registry.models import (
@@ -20,7 +21,7 @@ from registry.models import (
 )
 
 
-class RegistryLookupError(LookupError):
+class RegistryLookupError(NotFoundError):
     """Something asked of the registry index does not exist; the message says what."""
 
 
@@ -132,6 +133,27 @@ def find_artifact(
         raise RegistryLookupError(
             f"Artifact {name} with architecture {architecture} not found in {fmt} registry "
             f"for distribution {distribution} and derivative {derivative}"
+        )
+    return artifact
+
+
+def find_artifact_version(
+    instance: Instance,
+    fmt: str,
+    distribution: str,
+    derivative: str,
+    architecture: str,
+    name: str,
+    version: str,
+) -> Artifact:
+    """One indexed artifact in the given version; RegistryLookupError when it is absent
+    (the literal placeholders sent by upstream's client, compat §2.8, included)."""
+    artifact = find_artifact(instance, fmt, distribution, derivative, architecture, name)
+    if artifact.version != version:
+        raise RegistryLookupError(
+            f"Artifact {name} version {version} with architecture {architecture} not "
+            f"found in {fmt} registry for distribution {distribution} and derivative "
+            f"{derivative}"
         )
     return artifact
 

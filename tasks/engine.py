@@ -36,6 +36,7 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, 
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from fatbuildr_site.errors import ConflictError
 from instances.models import Instance
 from tasks.models import Task, TaskLock, TaskResult, TaskState
 from tasks.runner import CommandError, CommandRunner, JournalWriter, kill_process_group
@@ -61,7 +62,7 @@ class TaskFailure(Exception):
     """A handler's clean failure: its message is the reason shown in the journal."""
 
 
-class TaskNotCancellable(Exception):
+class TaskNotCancellable(ConflictError):
     """The task is already finished."""
 
 

@@ -23,6 +23,7 @@ from rest_framework.test import APIClient
 from accounts.policy import _load
 from builds import services
 from builds.definition import MAX_DEFINITION_SIZE
+from fatbuildr_site.exceptions import domain_error_status
 from tasks.models import Task, TaskLock, TaskName, workspace_path
 
 pytestmark = pytest.mark.usefixtures("fresh_policy_cache")
@@ -59,6 +60,17 @@ FIELDS = {
     "user_email": "john.doe@example.org",
     "message": "Test build",
 }
+# FIELDS once checked, as the service takes them.
+BUILD = services.BuildRequest(
+    format="deb",
+    distribution="bookworm",
+    derivative="main",
+    artifact="hello",
+    architectures=["x86_64"],
+    author="John Doe",
+    email="john.doe@example.org",
+    message="Test build",
+)
 
 
 @pytest.fixture
@@ -436,11 +448,11 @@ def test_uploads_larger_than_the_limit_are_refused_without_content_length(
         services.submit_build(
             default_instance,
             user="builder",
-            fields=FIELDS,
+            build=BUILD,
             tarball=SimpleUploadedFile("t.tar.xz", b"x" * 11),
             sources={},
         )
-    assert error.value.status == 400
+    assert domain_error_status(error.value) == 400
     assert_refused_cleanly(data_dir, sent)
 
 
@@ -455,7 +467,7 @@ def test_workspace_is_removed_when_the_task_cannot_be_queued(
         services.submit_build(
             default_instance,
             user="builder",
-            fields=FIELDS,
+            build=BUILD,
             tarball=SimpleUploadedFile("t.tar.xz", definition_tarball(tmp_path).read_bytes()),
             sources={},
         )

@@ -28,7 +28,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 
 from accounts.constants import Action
 from accounts.tokens import MAX_TOKEN_LENGTH, InstanceToken
-from builds import services
+from builds.api.serializers import BuildSubmissionSerializer
 from builds.definition import MAX_DEFINITION_SIZE, DefinitionError, parse_definition
 from fatbuildr_site.yaml_loader import MAX_SIZE
 from instances.instance_files import InstanceFileError, parse_instance_file
@@ -398,6 +398,8 @@ KNOWN_ARGUMENTS = {
     "task_id": TASK_ID,
 }
 # Query parameters the views read.
+# The text fields of a build submission, in fatbuildrctl's order.
+FORM_FIELDS = tuple(BuildSubmissionSerializer().fields)
 KNOWN_PARAMETERS = ["artifact", "format", "distribution", "derivative", "environment"]
 KNOWN_PARAMETERS += ["version", "name", "result", "page", "page_size", "next"]
 
@@ -432,8 +434,8 @@ def hostile_requests(draw, mode: str) -> dict[str, Any]:
     keys = st.sampled_from(KNOWN_PARAMETERS) | hostile_text
     query = draw(st.lists(st.tuples(keys, hostile_text), max_size=3))
     method = draw(st.sampled_from(METHODS))
-    fields = st.sampled_from(services.REQUIRED_FIELDS) | hostile_text
-    form = draw(st.dictionaries(fields, hostile_text, max_size=len(services.REQUIRED_FIELDS)))
+    fields = st.sampled_from(FORM_FIELDS) | hostile_text
+    form = draw(st.dictionaries(fields, hostile_text, max_size=len(FORM_FIELDS)))
     # Two in three requests carry no credentials or sound ones, and get past authentication.
     credentials = st.sampled_from(["anonymous", "all actions"])
     if draw(st.integers(0, 2)) == 0:

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from accounts.constants import Action
 from builds import services
+from builds.api.serializers import BuildSubmissionSerializer
 from fatbuildr_site.bodies import PayloadTooLarge
 from instances.api import InstanceAPIView
 
@@ -24,7 +25,7 @@ class BuildView(InstanceAPIView):
     view), where upstream's catch-all registry route answered 404.
     """
 
-    permission_action = Action.BUILD
+    permission_actions = {"POST": Action.BUILD}
     parser_classes = [MultiPartParser, FormParser]
 
     def post(self, request: Request, **kwargs) -> Response:
@@ -35,29 +36,23 @@ class BuildView(InstanceAPIView):
         except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent) as error:
             # Django's own upload limits; outside DRF's handler they would be a bare 400.
             raise exceptions.ValidationError(f"Multipart form refused: {error}") from error
-        fields = {
-            name: value
-            for name in services.REQUIRED_FIELDS
-            if (value := single_value(form, name)) is not None
-        }
+        # A field sent twice is refused before any other fault: files here, text fields
+        # by the serializer.
         tarball = single_value(files, "tarball")
         sources = {
             key.removeprefix(SOURCE_PREFIX): single_value(files, key)
             for key in files
             if key.startswith(SOURCE_PREFIX)
         }
-        try:
-            task = services.submit_build(
-                self.instance,
-                user=request.user.username or "anonymous",
-                fields=fields,
-                tarball=tarball,
-                sources=sources,
-            )
-        except services.SubmissionError as error:
-            if error.status == 404:
-                raise exceptions.NotFound(error.message) from error
-            raise exceptions.ValidationError(error.message) from error
+        submission = BuildSubmissionSerializer(data=form)
+        submission.is_valid(raise_exception=True)
+        task = services.submit_build(
+            self.instance,
+            user=request.user.username or "anonymous",
+            build=services.BuildRequest(**submission.validated_data),
+            tarball=tarball,
+            sources=sources,
+        )
         return Response({"task": str(task.pk)})
 
 
@@ -83,9 +78,9 @@ def check_content_length(request: Request) -> None:
         raise PayloadTooLarge(f"Build submission larger than {limit} bytes")
 
 
-def single_value(values: MultiValueDict, key: str) -> str | UploadedFile | None:
-    """The value of a form field (text or file), None when absent, refusing a field sent
-    twice (which one would be meant?)."""
+def single_value(values: MultiValueDict, key: str) -> UploadedFile | None:
+    """The file uploaded under *key*, None when absent, refusing a file sent twice (which one
+    would be meant?); the serializer refuses a text field sent twice likewise."""
     sent = values.getlist(key)
     if len(sent) > 1:
         raise exceptions.ValidationError(f"Field {key} sent more than once")

@@ -56,7 +56,6 @@ from fatbuildr_site.exceptions import error_response
 from instances.api import InstanceAPIView
 from registry import files
 
-FILE_NOT_FOUND = "File not found in registry"
 CHUNK_SIZE = 256 * 1024
 
 # Built-in types only: /etc/mime.types differs from host to host.
@@ -182,7 +181,7 @@ class PreconditionFailed(exceptions.APIException):
 class RegistryFileView(InstanceAPIView):
     """Registry files and directory listings, for apt, dnf and browsers (see module docstring)."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
     # OPTIONS would describe the view; apt and dnf only GET (and HEAD).
     http_method_names = ["get", "head"]
     # registry.files refuses NUL in a file path with the one 404 of a missing file, and
@@ -190,10 +189,8 @@ class RegistryFileView(InstanceAPIView):
     self_checked_url_arguments = frozenset({"path"})
 
     def get(self, request: Request, *, path: str, **kwargs) -> HttpResponseBase:
-        try:
-            node = files.open_registry_path(self.instance.id, path)
-        except files.RegistryPathError:
-            raise exceptions.NotFound(FILE_NOT_FOUND) from None
+        # RegistryPathError is the one 404 of the exception handler, whatever the cause.
+        node = files.open_registry_path(self.instance.id, path)
         # Closed on the way out, unless a streamed body took the descriptor over.
         with node:
             if node.is_dir:

@@ -10,17 +10,7 @@ from rest_framework.views import APIView
 from accounts.constants import Action
 from instances import selectors as instance_selectors
 from instances.api import InstanceAPIView
-from instances.pipelines import UnknownDerivative
 from registry import keyrings, publishing, selectors
-
-
-class RegistryLookupMixin:
-    """Turn index lookups that find nothing into 404 Error objects."""
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, selectors.RegistryLookupError):
-            exc = exceptions.NotFound(str(exc))
-        return super().handle_exception(exc)  # type: ignore[misc]
 
 
 class VersionView(APIView):
@@ -48,7 +38,7 @@ class InstancesView(APIView):
 class InstanceView(InstanceAPIView):
     """`GET /{instance}/instance.json`."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
 
     def get(self, request: Request, **kwargs) -> Response:
         return Response(instance_selectors.instance_to_wire(self.instance))
@@ -57,7 +47,7 @@ class InstanceView(InstanceAPIView):
 class PipelineArchitecturesView(InstanceAPIView):
     """`GET /{instance}/pipelines/architectures.json`: host architecture first."""
 
-    permission_action = Action.VIEW_PIPELINE
+    permission_actions = {"GET": Action.VIEW_PIPELINE}
 
     def get(self, request: Request, **kwargs) -> Response:
         return Response(self.instance.pipeline_architectures())
@@ -66,49 +56,46 @@ class PipelineArchitecturesView(InstanceAPIView):
 class PipelineFormatsView(InstanceAPIView):
     """`GET /{instance}/pipelines/formats.json`, exact-match filters on every query parameter."""
 
-    permission_action = Action.VIEW_PIPELINE
+    permission_actions = {"GET": Action.VIEW_PIPELINE}
     filters = ("format", "distribution", "environment", "derivative")
 
     def get(self, request: Request, **kwargs) -> Response:
         params = {name: request.query_params.get(name) for name in self.filters}
-        pipelines = instance_selectors.get_pipelines(self.instance)
-        try:
-            return Response(pipelines.formats_listing(**params))
-        except UnknownDerivative as error:
-            raise exceptions.NotFound(str(error)) from error
+        # An unknown derivative raises UnknownDerivative: 404 through the exception handler.
+        return Response(instance_selectors.get_pipelines(self.instance).formats_listing(**params))
 
 
 class RegistryFormatsView(InstanceAPIView):
     """`GET /{instance}/registry.json`."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
 
     def get(self, request: Request, **kwargs) -> Response:
         return Response(selectors.registry_formats(self.instance))
 
 
-class RegistryDistributionsView(RegistryLookupMixin, InstanceAPIView):
+class RegistryDistributionsView(InstanceAPIView):
     """`GET /{instance}/registry/{format}.json`."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
 
     def get(self, request: Request, *, fmt: str, **kwargs) -> Response:
         return Response(selectors.registry_distributions(self.instance, fmt))
 
 
-class RegistryDerivativesView(RegistryLookupMixin, InstanceAPIView):
+class RegistryDerivativesView(InstanceAPIView):
     """`GET /{instance}/registry/{format}/{distribution}.json`."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
 
     def get(self, request: Request, *, fmt: str, distribution: str, **kwargs) -> Response:
         return Response(selectors.registry_derivatives(self.instance, fmt, distribution))
 
 
-class RegistryArtifactsView(RegistryLookupMixin, InstanceAPIView):
+class RegistryArtifactsView(InstanceAPIView):
     """`GET /{instance}/registry/{format}/{distribution}/{derivative}.json`."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
 
     def get(
         self, request: Request, *, fmt: str, distribution: str, derivative: str, **kwargs
@@ -118,13 +105,11 @@ class RegistryArtifactsView(RegistryLookupMixin, InstanceAPIView):
         )
 
 
-class ArtifactView(RegistryLookupMixin, InstanceAPIView):
+class ArtifactView(InstanceAPIView):
     """`/{instance}/registry/{fmt}/{dist}/{derivative}/{architecture}/{artifact}.json`:
     GET describes an artifact, DELETE queues the deletion of one of its versions."""
 
-    @property
-    def permission_action(self) -> str:
-        return Action.EDIT_REGISTRY if self.request.method == "DELETE" else Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY, "DELETE": Action.EDIT_REGISTRY}
 
     def get(
         self,
@@ -159,15 +144,9 @@ class ArtifactView(RegistryLookupMixin, InstanceAPIView):
             raise exceptions.ValidationError("Missing version query parameter")
         # Checked now, not by the worker: a wrong name or version (the literal
         # placeholders sent by upstream's client, compat §2.8) is a clean 404.
-        row = selectors.find_artifact(
-            self.instance, fmt, distribution, derivative, architecture, artifact
+        row = selectors.find_artifact_version(
+            self.instance, fmt, distribution, derivative, architecture, artifact, version
         )
-        if row.version != version:
-            raise exceptions.NotFound(
-                f"Artifact {artifact} version {version} with architecture {architecture} not "
-                f"found in {fmt} registry for distribution {distribution} and derivative "
-                f"{derivative}"
-            )
         target = publishing.Target(self.instance, fmt, distribution, derivative)
         task = publishing.queue_deletion(target, row, user=request.user.username or "anonymous")
         return Response({"task": str(task.pk)})
@@ -176,7 +155,7 @@ class ArtifactView(RegistryLookupMixin, InstanceAPIView):
 class SearchView(InstanceAPIView):
     """`GET /{instance}/search.json?artifact=TERM`."""
 
-    permission_action = Action.VIEW_REGISTRY
+    permission_actions = {"GET": Action.VIEW_REGISTRY}
 
     def get(self, request: Request, **kwargs) -> Response:
         term = request.query_params.get("artifact", "")
@@ -188,7 +167,7 @@ class SearchView(InstanceAPIView):
 class KeyringView(InstanceAPIView):
     """`GET /{instance}/keyring.asc`: the armored public key of the instance keyring."""
 
-    permission_action = Action.VIEW_KEYRING
+    permission_actions = {"GET": Action.VIEW_KEYRING}
 
     def get(self, request: Request, **kwargs) -> HttpResponse:
         # Read from the database copy: the web hosts never run gpg. A plain

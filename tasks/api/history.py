@@ -64,7 +64,7 @@ class HistoryView(InstanceAPIView):
     `page_size` (1 to 500, default 50).
     """
 
-    permission_action = Action.VIEW_TASK
+    permission_actions = {"GET": Action.VIEW_TASK}
     pagination_class = HistoryPagination
 
     def get(self, request: Request, **kwargs) -> Response:

@@ -18,7 +18,7 @@ from tasks.wire import task_to_wire
 class RunningTaskView(InstanceAPIView):
     """`GET /{instance}/running.json`: the running task, or `null` when idle."""
 
-    permission_action = Action.VIEW_TASK
+    permission_actions = {"GET": Action.VIEW_TASK}
 
     def get(self, request: Request, **kwargs) -> Response:
         task = selectors.running_task(self.instance)
@@ -28,7 +28,7 @@ class RunningTaskView(InstanceAPIView):
 class QueueView(InstanceAPIView):
     """`GET /{instance}/queue.json`: pending tasks, oldest first."""
 
-    permission_action = Action.VIEW_TASK
+    permission_actions = {"GET": Action.VIEW_TASK}
 
     def get(self, request: Request, **kwargs) -> Response:
         return Response([task_to_wire(task) for task in selectors.pending_tasks(self.instance)])
@@ -37,7 +37,7 @@ class QueueView(InstanceAPIView):
 class SingleTaskView(InstanceAPIView):
     """Base of the views about one task, named by the `task_id` URL argument."""
 
-    permission_action = Action.VIEW_TASK
+    permission_actions = {"GET": Action.VIEW_TASK}
 
     def get_task(self, task_id: str) -> Task:
         task = selectors.get_task(self.instance, task_id)
@@ -78,11 +78,6 @@ class WatchJournalView(SingleTaskView):
         return response
 
 
-class TaskConflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-
-
 class CancelTaskView(SingleTaskView):
     """`POST /{instance}/tasks/{task}/cancel`: cancel a pending or running task (ours).
 
@@ -90,14 +85,12 @@ class CancelTaskView(SingleTaskView):
     killed by its worker within a second (202, still running).
     """
 
-    permission_action = Action.CANCEL_TASK
+    permission_actions = {"POST": Action.CANCEL_TASK}
 
     def post(self, request: Request, *, task_id: str, **kwargs) -> Response:
         task = self.get_task(task_id)
-        try:
-            task = engine.cancel_task(task, by=request.user.username or "anonymous")
-        except engine.TaskNotCancellable as error:
-            raise TaskConflict(str(error)) from error
+        # TaskNotCancellable, a conflict, is answered 409 by the exception handler.
+        task = engine.cancel_task(task, by=request.user.username or "anonymous")
         accepted = task.state == TaskState.RUNNING
         return Response(
             task_to_wire(task), status=status.HTTP_202_ACCEPTED if accepted else status.HTTP_200_OK
