@@ -113,12 +113,12 @@ def send(task_id: object) -> None:
     """Send the Celery message of a task. A broker outage is not the submitter's
     failure: the row is committed and the reconciler sends it again later."""
     try:
-        publish(task_id)
+        enqueue_message(task_id)
     except Exception:
         logger.warning("task %s: not sent, the reconciler will retry", task_id, exc_info=True)
 
 
-def publish(task_id: object) -> None:
+def enqueue_message(task_id: object) -> None:
     """Put the message of a task on the broker."""
     from tasks.tasks import run_task
 
