@@ -207,11 +207,11 @@ def claim(task_id: str) -> Task | None:
     """Move a pending, unblocked task to running for this process; None when it is not ours
     to run (unknown, already started or finished, or waiting for a resource)."""
     try:
-        task_id = uuid.UUID(str(task_id))
+        pk = uuid.UUID(str(task_id))
     except ValueError:
         return None
     with transaction.atomic():
-        task = Task.objects.select_for_update().filter(pk=task_id).first()
+        task = Task.objects.select_for_update().filter(pk=pk).first()
         if task is None or task.state != TaskState.PENDING:
             return None
         # Claims of tasks sharing a resource take turns: the second one sees the

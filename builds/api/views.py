@@ -1,8 +1,9 @@
 """`POST /{instance}/build`: submit an artifact build (compat §1.5, §2.6)."""
 
+from typing import TypeVar
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.core.files.uploadedfile import UploadedFile
 from django.utils.datastructures import MultiValueDict
 from rest_framework import exceptions, status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -42,9 +43,9 @@ class BuildView(InstanceAPIView):
         }
         tarball = single_value(files, "tarball")
         sources = {
-            key.removeprefix(SOURCE_PREFIX): single_value(files, key)
+            key.removeprefix(SOURCE_PREFIX): upload
             for key in files
-            if key.startswith(SOURCE_PREFIX)
+            if key.startswith(SOURCE_PREFIX) and (upload := single_value(files, key)) is not None
         }
         try:
             task = services.submit_build(
@@ -83,7 +84,10 @@ def check_content_length(request: Request) -> None:
         raise PayloadTooLarge(f"Build submission larger than {limit} bytes")
 
 
-def single_value(values: MultiValueDict, key: str) -> str | UploadedFile | None:
+Value = TypeVar("Value")
+
+
+def single_value(values: MultiValueDict[str, Value], key: str) -> Value | None:
     """The value of a form field (text or file), None when absent, refusing a field sent
     twice (which one would be meant?)."""
     sent = values.getlist(key)

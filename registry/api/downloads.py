@@ -240,12 +240,13 @@ class RegistryFileView(InstanceAPIView):
         conditional = get_conditional_response(
             request, etag=etag, last_modified=last_modified, response=validators
         )
-        if conditional is not validators:
+        if conditional is not None and conditional is not validators:
             if conditional.status_code == status.HTTP_412_PRECONDITION_FAILED:
                 raise PreconditionFailed()
             return conditional  # 304, with the validators and Cache-Control.
 
-        size, first, length, status_code = info.st_size, 0, info.st_size, status.HTTP_200_OK
+        size, first, length = info.st_size, 0, info.st_size
+        status_code: int = status.HTTP_200_OK
         # Ranges are defined for GET only (RFC 9110 §14.2): HEAD gets the whole file's headers.
         range_header = request.headers.get("Range")
         if (
@@ -271,7 +272,7 @@ class RegistryFileView(InstanceAPIView):
         if request.method == "HEAD":
             return HttpResponse(b"", status=status_code, headers=headers)
         if isinstance(request._request, ASGIRequest):
-            body: FileChunks = AsyncFileChunks(node.detach(), first, length)
+            body: SyncFileChunks | AsyncFileChunks = AsyncFileChunks(node.detach(), first, length)
             # The stream may last minutes: give the pooled connection back now.
             connection.close()
         else:

@@ -119,8 +119,9 @@ class ArtifactView(RegistryLookupMixin, InstanceAPIView):
     """`/{instance}/registry/{fmt}/{dist}/{derivative}/{architecture}/{artifact}.json`:
     GET describes an artifact, DELETE queues the deletion of one of its versions."""
 
+    # Per method: a property where InstanceAPIView declares a plain attribute.
     @property
-    def permission_action(self) -> str:
+    def permission_action(self) -> str:  # type: ignore[override]
         return Action.EDIT_REGISTRY if self.request.method == "DELETE" else Action.VIEW_REGISTRY
 
     def get(
