@@ -15,6 +15,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
+# Runtime requirements only: tests, lint and type checks are in requirements-dev.txt.
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 

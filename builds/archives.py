@@ -19,8 +19,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from io import BufferedIOBase
 from pathlib import Path
-from typing import BinaryIO
 
 from django.conf import settings
 
@@ -56,7 +56,7 @@ def default_limits() -> ArchiveLimits:
 # Compressed formats tarfile reads, by magic number. They are decompressed here rather than
 # by tarfile, whose stream reader never checks the gzip CRC: a corrupted archive would go
 # unnoticed. The Python modules verify each format's checksums and report truncation.
-_DECOMPRESSORS: tuple[tuple[bytes, Callable[[Path], BinaryIO]], ...] = (
+_DECOMPRESSORS: tuple[tuple[bytes, Callable[[Path], BufferedIOBase]], ...] = (
     (b"\x1f\x8b", gzip.GzipFile),
     (b"BZh", bz2.BZ2File),
     (b"\xfd7zXZ\x00", lzma.LZMAFile),
@@ -68,7 +68,7 @@ _DECOMPRESSORS: tuple[tuple[bytes, Callable[[Path], BinaryIO]], ...] = (
 MAX_TRAILING_DATA = 1024 * 1024
 
 
-def _decompressed(path: Path) -> BinaryIO:
+def _decompressed(path: Path) -> BufferedIOBase:
     """The archive file, through the decompressor its magic number calls for."""
     with path.open("rb") as handle:
         magic = handle.read(6)

@@ -230,6 +230,7 @@ def prepare(context: TaskContext, target: Target) -> Build:
     pipelines = get_pipelines(target.instance)
     distribution = pipelines.distribution(target.distribution)
     environment = environments.environment_of(target.instance, target.format, target.distribution)
+    assert distribution is not None, "environment_of refuses a distribution not in pipelines"
     definition_dir = workspace / "definition"
     shutil.rmtree(definition_dir, ignore_errors=True)
     definition_dir.mkdir()

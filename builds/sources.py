@@ -83,7 +83,7 @@ def check_destination(url: str) -> None:
     if settings.FATBUILDR_SOURCE_ALLOW_PRIVATE:
         return
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(parts.hostname, None)}
     except (OSError, UnicodeError) as error:
         raise SourceError(
             f"Downloading {url} failed: cannot resolve {parts.hostname}: {error}"

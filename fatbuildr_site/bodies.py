@@ -15,7 +15,7 @@ connection, so the rest of the body is never read at all.
 import asyncio
 import io
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -25,8 +25,9 @@ from django.core.handlers.asgi import ASGIHandler
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
+# The ASGI types of Django's handler (django-stubs): messages are read, never changed.
+Scope = dict[str, Any]
+Message = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 

@@ -33,7 +33,9 @@ class UnstorableInputMiddleware(MiddlewareMixin):
         view_kwargs: dict,
     ) -> HttpResponse | None:
         view_class = getattr(view_func, "view_class", None)
-        self_checked = getattr(view_class, "self_checked_url_arguments", frozenset())
+        self_checked: frozenset[str] = getattr(
+            view_class, "self_checked_url_arguments", frozenset()
+        )
         arguments = [
             *view_args,
             *(value for name, value in view_kwargs.items() if name not in self_checked),

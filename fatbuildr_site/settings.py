@@ -264,7 +264,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Registry files served to apt and dnf (compat §1.7) ---------------------
-# Added with registry/api/files.py; see its docstring for the nginx location.
+# Added with registry/api/downloads.py; see its docstring for the nginx location.
 
 # HTML listings of registry folders; false answers 403 "Access forbidden".
 FATBUILDR_REGISTRY_LISTING = env_bool("FATBUILDR_REGISTRY_LISTING", True)

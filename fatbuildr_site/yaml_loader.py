@@ -25,6 +25,12 @@ MAX_NODES = 100_000
 class YAMLLimitError(yaml.MarkedYAMLError):
     """A YAML document exceeds a bound of the loader (a `yaml.YAMLError`)."""
 
+    def __init__(self, problem: str, event: yaml.Event | None = None) -> None:
+        # The pure-Python loader's events are marked with `yaml.error.Mark` (the C loader's
+        # `_yaml.Mark`, which the stubs also allow, is never used here).
+        mark = event.start_mark if event is not None else None
+        super().__init__(None, None, problem, mark if isinstance(mark, yaml.Mark) else None)
+
 
 class BoundedSafeLoader(yaml.SafeLoader):
     """`yaml.SafeLoader` refusing documents nested deeper than `max_depth`, expanding to more
@@ -40,23 +46,19 @@ class BoundedSafeLoader(yaml.SafeLoader):
         # Expanded size of each node composed so far, which an alias to it adds again.
         self._sizes: dict[Node, int] = {}
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()
         if isinstance(event, AliasEvent):
             node = super().compose_node(parent, index)
-            size = self._sizes.get(node)
+            size = self._sizes.get(node) if node is not None else None
             if size is None:  # An alias inside its own anchor: infinite once expanded.
-                raise YAMLLimitError(None, None, "recursive alias", event.start_mark)
+                raise YAMLLimitError("recursive alias", event)
             self._count(size, event)
             return node
         if isinstance(event, ScalarEvent) and not is_storable(event.value):
-            raise YAMLLimitError(
-                None, None, "scalar holds a NUL or invalid character", event.start_mark
-            )
+            raise YAMLLimitError("scalar holds a NUL or invalid character", event)
         if self._depth >= self.max_depth:
-            raise YAMLLimitError(
-                None, None, f"nested deeper than {self.max_depth} levels", event.start_mark
-            )
+            raise YAMLLimitError(f"nested deeper than {self.max_depth} levels", event)
         self._depth += 1
         first = self._nodes
         self._count(1, event)
@@ -64,13 +66,14 @@ class BoundedSafeLoader(yaml.SafeLoader):
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
-        self._sizes[node] = self._nodes - first
+        if node is not None:
+            self._sizes[node] = self._nodes - first
         return node
 
     def _count(self, nodes: int, event: yaml.Event) -> None:
         self._nodes += nodes
         if self._nodes > self.max_nodes:
-            raise YAMLLimitError(None, None, f"more than {self.max_nodes} nodes", event.start_mark)
+            raise YAMLLimitError(f"more than {self.max_nodes} nodes", event)
 
 
 def load_yaml(
@@ -88,5 +91,5 @@ def load_yaml(
         isinstance(text, str) and len(text.encode("utf-8", "surrogatepass")) > max_size
     )
     if too_large:
-        raise YAMLLimitError(None, None, f"larger than {max_size} bytes", None)
+        raise YAMLLimitError(f"larger than {max_size} bytes")
     return yaml.load(text, Loader=loader)  # A SafeLoader subclass: no arbitrary objects.

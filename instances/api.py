@@ -38,9 +38,12 @@ class InstanceAPIView(APIView):
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         instance_id = kwargs.get("instance") or settings.FATBUILDR_INSTANCE or ""
-        request.fatbuildr_instance_id = instance_id
-        request.fatbuildr_instance = get_instance(instance_id)
+        instance = get_instance(instance_id)
+        # For the authentication (accounts/authentication.py), which needs the instance key;
+        # DRF's Request takes attributes of its users, its type does not declare them.
+        request.fatbuildr_instance_id = instance_id  # type: ignore[attr-defined]
+        request.fatbuildr_instance = instance  # type: ignore[attr-defined]
         super().initial(request, *args, **kwargs)
-        if request.fatbuildr_instance is None:
+        if instance is None:
             raise exceptions.NotFound(f"instance {instance_id} not found")
-        self.instance = request.fatbuildr_instance
+        self.instance = instance

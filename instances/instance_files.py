@@ -24,7 +24,7 @@ MAX_NAME = 64
 MAX_TEXT = 255
 
 TOP_LEVEL_KEYS = {"name", "gpg", "architectures", "formats", "derivatives"}
-DISTRIBUTION_KEYS = {
+DISTRIBUTION_KEYS: dict[str, tuple[set[str], set[str]]] = {
     ArtifactFormat.DEB: ({"name", "env", "tag"}, {"mirror", "components"}),
     ArtifactFormat.RPM: ({"name", "env", "tag"}, {"modules"}),
     ArtifactFormat.OSI: ({"name"}, set()),

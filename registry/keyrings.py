@@ -86,7 +86,7 @@ class KeyringInfo:
 
 def _home_path(instance_id: str) -> Path:
     """The keyring home of an instance, after checking the id is one safe path segment."""
-    if not isinstance(instance_id, str) or not name_validator.regex.fullmatch(instance_id):
+    if not isinstance(instance_id, str) or not re.fullmatch(name_validator.regex, instance_id):
         raise KeyringError(f"Invalid instance id for a keyring: {instance_id!r}")
     return Path(settings.FATBUILDR_DATA_DIR) / "keyrings" / instance_id
 
@@ -180,8 +180,8 @@ def _run_quietly(command: Sequence[str]) -> None:
         raise KeyringError(f"{shlex.join(command)} failed: {_tail(output)}")
 
 
-def _timestamp(value: str) -> datetime | None:
-    return datetime.fromtimestamp(int(value), tz=UTC) if value else None
+def _timestamp(value: str) -> datetime:
+    return datetime.fromtimestamp(int(value), tz=UTC)
 
 
 def _algorithm(fields: dict) -> str:
@@ -197,8 +197,8 @@ def _key_details(fields: dict, fingerprint: str) -> KeyDetails:
         fingerprint=fingerprint,
         keyid=fields["keyid"],
         algorithm=_algorithm(fields),
-        created=_timestamp(fields["date"]),
-        expires=_timestamp(fields["expires"]),
+        created=_timestamp(fields["date"]),  # gpg lists every key with its creation date.
+        expires=_timestamp(fields["expires"]) if fields["expires"] else None,
     )
 
 

@@ -538,10 +538,11 @@ def _publish_rpm(
     # A package replaces its other version; a source also replaces what was built
     # from its other versions (binaries it no longer builds go).
     replaced = {(p.name, p.architecture) for p in packages}
-    for source in (p for p in packages if p.is_source and existing):
-        replaced.update(
-            indexing.artifacts_of_source(existing, source.name, other_than=source.version)
-        )
+    if existing is not None:
+        for source in (p for p in packages if p.is_source):
+            replaced.update(
+                indexing.artifacts_of_source(existing, source.name, other_than=source.version)
+            )
     touched = repository.remove_packages(
         [repository.folder(target, SOURCE_ARCHITECTURE), *repository.derivative_folders(target)],
         replaced,
@@ -578,7 +579,7 @@ def delete(
             if derivative
             else None
         )
-        if artifact is None or artifact.version != version:
+        if derivative is None or artifact is None or artifact.version != version:
             raise PublishError(
                 f"Artifact {name} version {version} with architecture {architecture} is not in "
                 f"{target}"
@@ -670,8 +671,8 @@ def _reindex_distribution(
                 except PackageError as error:
                     log(f"Skipping {item.filekey}: {error}", logging.WARNING)
     else:
-        repository = RpmRepository(instance, run=run)
-        for derivative, files in repository.scan(distribution).items():
+        rpm_repository = RpmRepository(instance, run=run)
+        for derivative, files in rpm_repository.scan(distribution).items():
             for start in range(0, len(files), READ_BATCH):
                 found.setdefault(derivative, []).extend(
                     _read_rpms_skipping_bad(files[start : start + READ_BATCH], log)

@@ -114,12 +114,12 @@ def send(task_id: object) -> None:
     """Send the Celery message of a task. A broker outage is not the submitter's
     failure: the row is committed and the reconciler sends it again later."""
     try:
-        publish(task_id)
+        enqueue_message(task_id)
     except Exception:
         logger.warning("task %s: not sent, the reconciler will retry", task_id, exc_info=True)
 
 
-def publish(task_id: object) -> None:
+def enqueue_message(task_id: object) -> None:
     """Put the message of a task on the broker."""
     from tasks.tasks import run_task
 
@@ -208,11 +208,11 @@ def claim(task_id: str) -> Task | None:
     """Move a pending, unblocked task to running for this process; None when it is not ours
     to run (unknown, already started or finished, or waiting for a resource)."""
     try:
-        task_id = uuid.UUID(str(task_id))
+        pk = uuid.UUID(str(task_id))
     except ValueError:
         return None
     with transaction.atomic():
-        task = Task.objects.select_for_update().filter(pk=task_id).first()
+        task = Task.objects.select_for_update().filter(pk=pk).first()
         if task is None or task.state != TaskState.PENDING:
             return None
         # Claims of tasks sharing a resource take turns: the second one sees the

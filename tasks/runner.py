@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Protocol
 
 from tasks.journal import Command, encode_frame, log_frame
 
@@ -48,10 +48,18 @@ class OutputSink(Protocol):
     def output(self, data: bytes) -> None: ...
 
 
+class TextStream(Protocol):
+    """A text stream to write to: a file, or a management command's `self.stdout`."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> None: ...
+
+
 class ConsoleOutput:
     """An OutputSink for management commands: log lines and command output on a terminal."""
 
-    def __init__(self, stream: TextIO, *, verbose: bool = True) -> None:
+    def __init__(self, stream: TextStream, *, verbose: bool = True) -> None:
         self.stream = stream
         self.verbose = verbose
 
@@ -217,7 +225,8 @@ class CommandRunner:
         finally:
             kill_process_group(process.pid)
             process.wait()
-            process.stdout.close()
+            if process.stdout is not None:  # Always: stdout=PIPE.
+                process.stdout.close()
             self.current_group = None
             self.on_start(None)
         tail = self._tail.decode(errors="replace")
@@ -228,15 +237,16 @@ class CommandRunner:
                 f"command {printable} failed with exit code {process.returncode}", output_tail=tail
             )
 
-    def _pump(self, process: subprocess.Popen, timeout: float) -> str | None:
+    def _pump(self, process: subprocess.Popen[bytes], timeout: float) -> str | None:
         """Copy output to the journal until the command exits and its output ends; the
         failure reason if the command was stopped."""
+        assert process.stdout is not None, "started with stdout=PIPE"
         fd = process.stdout.fileno()
         deadline = time.monotonic() + timeout
         leader_gone_at: float | None = None
         output_open = True
         while True:
-            ready = []
+            ready: list[int] = []
             if output_open:
                 ready, _, _ = select.select([fd], [], [], 0.2)
             if ready:

@@ -169,5 +169,5 @@ def fresh_policy_cache() -> Iterator[None]:
 def sent(monkeypatch) -> list:
     """Task messages, recorded instead of sent to the broker."""
     messages: list = []
-    monkeypatch.setattr(engine, "publish", messages.append)
+    monkeypatch.setattr(engine, "enqueue_message", messages.append)
     return messages

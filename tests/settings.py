@@ -7,6 +7,7 @@ so that they see the same data root and consume this run's own queues.
 import os
 import tempfile
 import uuid
+from pathlib import Path
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production")
 os.environ.setdefault("FATBUILDR_DATA_DIR", tempfile.mkdtemp(prefix="fatbuildr-tests-"))
@@ -25,7 +26,7 @@ os.environ.setdefault("FATBUILDR_TASK_REDISPATCH_AFTER", "2")
 from fatbuildr_site.settings import *  # noqa: F403
 
 # WhiteNoise wants the static root to exist; the tests need no collected files.
-STATIC_ROOT = tempfile.mkdtemp(prefix="fatbuildr-static-")
+STATIC_ROOT = Path(tempfile.mkdtemp(prefix="fatbuildr-static-"))
 
 # Handlers of the test-only task names, in the workers the tests start.
 CELERY_IMPORTS = ["tests.task_handlers"]

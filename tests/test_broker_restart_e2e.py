@@ -17,11 +17,11 @@ def private_redis(tmp_path, monkeypatch):
     """A Redis of this test's own, which this process's submissions are sent to as well."""
     server = RedisServer(tmp_path)
 
-    def publish(task_id) -> None:
+    def enqueue_message(task_id) -> None:
         with app.connection_for_write(server.url) as connection:
             run_task.apply_async(args=[str(task_id)], connection=connection, retry=False)
 
-    monkeypatch.setattr(engine, "publish", publish)
+    monkeypatch.setattr(engine, "enqueue_message", enqueue_message)
     yield server
     server.kill()
 

@@ -9,8 +9,8 @@ from builds.services import SubmissionError, UnknownBuildTarget
 from fatbuildr_site import errors
 from fatbuildr_site.exceptions import DOMAIN_ERROR_STATUS, domain_error_status, error_object_handler
 from instances.pipelines import UnknownDerivative
-from registry.files import RegistryPathError
 from registry.selectors import RegistryLookupError
+from registry.served_paths import RegistryPathError
 from tasks.engine import TaskNotCancellable
 
 

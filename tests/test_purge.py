@@ -649,7 +649,7 @@ def test_daily_job_queues_a_history_purge_task_that_purges_with_the_setting(
     from tasks.tasks import purge_histories
 
     sent = []
-    monkeypatch.setattr(engine, "publish", sent.append)
+    monkeypatch.setattr(engine, "enqueue_message", sent.append)
     settings.FATBUILDR_TASKS_PURGE = "last:1"
     instance = InstanceFactory(id="purged")
     old = [make_task(instance, hours_ago=h) for h in (1, 2, 3)]

@@ -12,8 +12,8 @@ from django.db import close_old_connections
 from django.test import AsyncClient
 from django.utils.http import http_date
 
-from registry import files
-from registry.api.files import RangeNotSatisfiable, content_type, parse_range
+from registry import served_paths
+from registry.api.downloads import RangeNotSatisfiable, content_type, parse_range
 
 NOT_FOUND = {"error": "File not found in registry"}
 IMAGE = bytes(range(256)) + b"0123456789" * 4  # 296 bytes
@@ -411,9 +411,9 @@ def test_refusals_hold_in_accel_redirect_mode(anonymous_client, registry, settin
 def test_encoded_segments_reaching_the_resolver_stay_literal(registry):
     """A path that reaches the view still percent-encoded is one literal name, not `..`."""
     os.mkdir(registry / "deb" / "%2e%2e")
-    with pytest.raises(files.RegistryPathError):
-        files.open_registry_path("default", "deb/%2e%2e/%2e%2e/%2e%2e/secret.txt")
-    with files.open_registry_path("default", "deb/%2e%2e") as node:
+    with pytest.raises(served_paths.RegistryPathError):
+        served_paths.open_registry_path("default", "deb/%2e%2e/%2e%2e/%2e%2e/secret.txt")
+    with served_paths.open_registry_path("default", "deb/%2e%2e") as node:
         assert node.is_dir and node.real_parts == ("deb", "%2e%2e")
 
 
@@ -422,18 +422,18 @@ def test_encoded_segments_reaching_the_resolver_stay_literal(registry):
     ["", "/deb/dists", "deb/../deb", "deb\\dists", "deb/dists\x00", "keyrings/x", "deb/db/x"],
 )
 def test_split_registry_path_refuses(path):
-    with pytest.raises(files.RegistryPathError):
-        files.split_registry_path(path)
+    with pytest.raises(served_paths.RegistryPathError):
+        served_paths.split_registry_path(path)
 
 
 def test_split_registry_path_normalizes():
-    assert files.split_registry_path("deb//dists/bookworm/") == ("deb", "dists", "bookworm")
+    assert served_paths.split_registry_path("deb//dists/bookworm/") == ("deb", "dists", "bookworm")
 
 
 def test_open_beneath_refuses_a_symlink_swapped_in(registry):
     """A folder replaced by a symlink after the path was checked is not followed."""
     root = registry.resolve()
-    parts = files.confined_real_parts(root, ("deb", "dists", "bookworm", "InRelease"))
+    parts = served_paths.confined_real_parts(root, ("deb", "dists", "bookworm", "InRelease"))
     dists = root / "deb" / "dists"
     dists.rename(root / "deb" / "dists.old")
     (root / "deb" / "elsewhere").mkdir()
@@ -441,7 +441,7 @@ def test_open_beneath_refuses_a_symlink_swapped_in(registry):
     write(root / "deb" / "elsewhere" / "bookworm" / "InRelease", b"swapped")
     dists.symlink_to("elsewhere")
     with pytest.raises(OSError):
-        files.open_beneath(root, parts)
+        served_paths.open_beneath(root, parts)
 
 
 # --- X-Accel-Redirect and URL modes --------------------------------------------------

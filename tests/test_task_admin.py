@@ -16,7 +16,7 @@ def admin_client(client, db):
 def test_admin_cancel_action(admin_client, default_instance, monkeypatch):
     from tasks import engine
 
-    monkeypatch.setattr(engine, "publish", lambda task_id: None)
+    monkeypatch.setattr(engine, "enqueue_message", lambda task_id: None)
     pending = TaskFactory(instance=default_instance, state=TaskState.PENDING)
     running = TaskFactory(instance=default_instance, state=TaskState.RUNNING)
     finished = TaskFactory(

@@ -1,8 +1,9 @@
 """`POST /{instance}/build`: submit an artifact build (compat §1.5, §2.6)."""
 
+from typing import TypeVar
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.core.files.uploadedfile import UploadedFile
 from django.utils.datastructures import MultiValueDict
 from rest_framework import exceptions, status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -40,9 +41,9 @@ class BuildView(InstanceAPIView):
         # by the serializer.
         tarball = single_value(files, "tarball")
         sources = {
-            key.removeprefix(SOURCE_PREFIX): single_value(files, key)
+            key.removeprefix(SOURCE_PREFIX): upload
             for key in files
-            if key.startswith(SOURCE_PREFIX)
+            if key.startswith(SOURCE_PREFIX) and (upload := single_value(files, key)) is not None
         }
         submission = BuildSubmissionSerializer(data=form)
         submission.is_valid(raise_exception=True)
@@ -78,7 +79,10 @@ def check_content_length(request: Request) -> None:
         raise PayloadTooLarge(f"Build submission larger than {limit} bytes")
 
 
-def single_value(values: MultiValueDict, key: str) -> UploadedFile | None:
+Value = TypeVar("Value")
+
+
+def single_value(values: MultiValueDict[str, Value], key: str) -> Value | None:
     """The file uploaded under *key*, None when absent, refusing a file sent twice (which one
     would be meant?); the serializer refuses a text field sent twice likewise."""
     sent = values.getlist(key)

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from registry.api import files, views
+from registry.api import downloads, views
 
 SEGMENT = r"[^/]+"
 
@@ -43,7 +43,7 @@ instance_urlpatterns = [
     # Last: the registry folders themselves, for apt and dnf (compat §1.7).
     re_path(
         r"^(?P<path>(?:deb|rpm|osi)(?:/[\s\S]*)?)$",
-        files.RegistryFileView.as_view(),
+        downloads.RegistryFileView.as_view(),
         name="registry-file",
     ),
 ]

@@ -73,6 +73,7 @@ class HistoryView(InstanceAPIView):
         queryset = history_queryset(self.instance, **filters.validated_data)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
+        assert page is not None, "HistoryPagination always has a page size"
         return paginator.get_paginated_response([task_to_wire(task) for task in page])
 
 

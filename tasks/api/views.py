@@ -1,5 +1,7 @@
 """Task endpoints (reference: Tasks)."""
 
+from collections.abc import AsyncIterator, Iterator
+
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import StreamingHttpResponse
@@ -61,6 +63,7 @@ class WatchJournalView(SingleTaskView):
         if task.state == TaskState.FINISHED and not selectors.has_journal(task):
             # An empty 200 body crashes fatbuildrctl (compat §2.7).
             raise exceptions.NotFound(f"No journal available for task {task_id}")
+        frames: AsyncIterator[bytes] | Iterator[bytes]
         if isinstance(request._request, ASGIRequest):
             # Under ASGI a watcher holds a coroutine, not one of the threads that
             # serve the rest of the API (DESIGN.md: long streams must not starve it).

@@ -44,7 +44,11 @@ class Command(BaseCommand):
         fmt, environment = options["format"], options["environment"]
         architecture = options["architecture"]
         pipelines = get_pipelines(instance)
-        known = {d.environment for d in pipelines.distributions if d.format == fmt}
+        known = {
+            d.environment
+            for d in pipelines.distributions
+            if d.format == fmt and d.environment is not None
+        }
         if environment not in known:
             raise CommandError(
                 f"environment {environment} is not used by any {fmt} distribution of instance "

@@ -14,7 +14,7 @@ Directories, with or without a trailing slash, answer an HTML listing, or 403
 Every refusal (`..`, `%2e%2e` or `%2f` once decoded, backslash, NUL, hidden
 segment, `deb/conf` and `deb/db`, symlink leading out of the instance registry)
 is the same 404 `File not found in registry` as a missing file, never a 400: a
-prober learns nothing about what exists. The checks live in `registry.files`.
+prober learns nothing about what exists. The checks live in `registry.served_paths`.
 
 Production: with `FATBUILDR_ACCEL_REDIRECT_PREFIX=/_registry/` the view makes
 every check, then hands the download to nginx with an empty body and
@@ -54,7 +54,7 @@ from rest_framework.request import Request
 from accounts.constants import Action
 from fatbuildr_site.exceptions import error_response
 from instances.api import InstanceAPIView
-from registry import files
+from registry import served_paths
 
 CHUNK_SIZE = 256 * 1024
 
@@ -184,20 +184,20 @@ class RegistryFileView(InstanceAPIView):
     permission_actions = {"GET": Action.VIEW_REGISTRY}
     # OPTIONS would describe the view; apt and dnf only GET (and HEAD).
     http_method_names = ["get", "head"]
-    # registry.files refuses NUL in a file path with the one 404 of a missing file, and
+    # registry.served_paths refuses NUL in a file path with the one 404 of a missing file, and
     # the path never reaches PostgreSQL: UnstorableInputMiddleware leaves it to this view.
     self_checked_url_arguments = frozenset({"path"})
 
     def get(self, request: Request, *, path: str, **kwargs) -> HttpResponseBase:
         # RegistryPathError is the one 404 of the exception handler, whatever the cause.
-        node = files.open_registry_path(self.instance.id, path)
+        node = served_paths.open_registry_path(self.instance.id, path)
         # Closed on the way out, unless a streamed body took the descriptor over.
         with node:
             if node.is_dir:
                 return self.listing(request, node, path)
             return self.download(request, node)
 
-    def listing(self, request: Request, node: files.RegistryNode, path: str) -> HttpResponse:
+    def listing(self, request: Request, node: served_paths.RegistryNode, path: str) -> HttpResponse:
         if not settings.FATBUILDR_REGISTRY_LISTING:
             raise exceptions.PermissionDenied("Access forbidden")
         # The URL of the listed folder, rebuilt from the normalized segments so
@@ -211,14 +211,14 @@ class RegistryFileView(InstanceAPIView):
                 parent=base.removesuffix(f"{quote(node.name, safe='')}/")
                 if len(node.parts) > 1  # No link above the format root.
                 else None,
-                entries=files.list_directory(node),
+                entries=served_paths.list_directory(node),
             ),
             content_type="text/html; charset=utf-8",
         )
         response["Cache-Control"] = "no-cache"
         return response
 
-    def download(self, request: Request, node: files.RegistryNode) -> HttpResponseBase:
+    def download(self, request: Request, node: served_paths.RegistryNode) -> HttpResponseBase:
         info = node.stat
         headers = {"Content-Type": content_type(node.name), "Cache-Control": "no-cache"}
         prefix = settings.FATBUILDR_ACCEL_REDIRECT_PREFIX
@@ -237,12 +237,13 @@ class RegistryFileView(InstanceAPIView):
         conditional = get_conditional_response(
             request, etag=etag, last_modified=last_modified, response=validators
         )
-        if conditional is not validators:
+        if conditional is not None and conditional is not validators:
             if conditional.status_code == status.HTTP_412_PRECONDITION_FAILED:
                 raise PreconditionFailed()
             return conditional  # 304, with the validators and Cache-Control.
 
-        size, first, length, status_code = info.st_size, 0, info.st_size, status.HTTP_200_OK
+        size, first, length = info.st_size, 0, info.st_size
+        status_code: int = status.HTTP_200_OK
         # Ranges are defined for GET only (RFC 9110 §14.2): HEAD gets the whole file's headers.
         range_header = request.headers.get("Range")
         if (
@@ -268,7 +269,7 @@ class RegistryFileView(InstanceAPIView):
         if request.method == "HEAD":
             return HttpResponse(b"", status=status_code, headers=headers)
         if isinstance(request._request, ASGIRequest):
-            body: FileChunks = AsyncFileChunks(node.detach(), first, length)
+            body: SyncFileChunks | AsyncFileChunks = AsyncFileChunks(node.detach(), first, length)
             # The stream may last minutes: give the pooled connection back now.
             connection.close()
         else:
@@ -277,7 +278,7 @@ class RegistryFileView(InstanceAPIView):
 
 
 def render_listing(
-    *, title: str, base: str, parent: str | None, entries: list[files.DirectoryEntry]
+    *, title: str, base: str, parent: str | None, entries: list[served_paths.DirectoryEntry]
 ) -> str:
     """The HTML page of a registry folder: name, size and modification time of each entry.
 

@@ -1,4 +1,4 @@
-"""Which registry files may be served, opened safely, and directory listings (compat §1.7).
+"""Which registry paths may be served, opened safely, and directory listings (compat §1.7).
 
 Requests name files under `<data>/registry/<instance>/` as percent-decoded URL
 paths (`deb/dists/bookworm/InRelease`). Upstream checked existence on the raw
