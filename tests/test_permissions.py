@@ -22,6 +22,7 @@ from accounts.policy import _load
 from tasks.journal import log_frame
 from tasks.models import Task, TaskResult, TaskState
 from tests import factories
+from tests.helpers import assert_error
 
 pytestmark = pytest.mark.usefixtures("fresh_policy_cache")
 
@@ -409,14 +410,10 @@ def assert_no_challenge(response) -> None:
     assert "WWW-Authenticate" not in response.headers
 
 
-def assert_error(response, status: int, message: str | None = None) -> None:
+def assert_refused(response, status: int, message: str | None = None) -> None:
+    """An Error object with *status* and exactly *message*, if given, and no challenge."""
     assert_no_challenge(response)
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert isinstance(body, dict) and isinstance(body.get("error"), str), body
-    if message is not None:
-        assert body == {"error": message}
+    assert_error(response, status, exactly=message)
 
 
 # --- The matrix ----------------------------------------------------------------------------
@@ -436,7 +433,7 @@ def test_permission_matrix(
 
     if endpoint.public:
         if mode == "mono" and endpoint.multi_only:
-            assert_error(response, 404)
+            assert_refused(response, 404)
             return
         expected = ALLOWED  # no token or policy check at all
     else:
@@ -444,7 +441,7 @@ def test_permission_matrix(
 
     if expected != ALLOWED:
         status, message = expected
-        assert_error(response, status, message)
+        assert_refused(response, status, message)
         if endpoint.method != "get":  # a refused request changes nothing
             task = Task.objects.get(pk=registry_data.pk)
             assert (task.state, task.cancel_requested_by) == (TaskState.PENDING, "")
@@ -508,7 +505,7 @@ def prefix(request, settings, default_instance) -> str:
 )
 def test_wrong_method_is_405_error_object(registry_data, prefix, method, path):
     response = getattr(APIClient(), method)(f"{prefix}{path}")
-    assert_error(response, 405)
+    assert_refused(response, 405)
 
 
 @pytest.mark.parametrize("method", ["get", "put", "delete"])
@@ -516,9 +513,9 @@ def test_wrong_method_on_cancel_is_405_after_the_policy_check(
     registry_data, prefix, client_for, method
 ):
     url = f"{prefix}/tasks/{registry_data.id}/cancel"
-    assert_error(getattr(APIClient(), method)(url), *anonymous_refused(Action.CANCEL_TASK))
+    assert_refused(getattr(APIClient(), method)(url), *anonymous_refused(Action.CANCEL_TASK))
     ctx = Context(registry_data.instance, Action.CANCEL_TASK, client_for, None)
-    assert_error(getattr(fatbuildr_member(ctx), method)(url), 405)
+    assert_refused(getattr(fatbuildr_member(ctx), method)(url), 405)
     assert Task.objects.get(pk=registry_data.pk).state == TaskState.PENDING
 
 
@@ -526,9 +523,9 @@ def test_wrong_method_on_cancel_is_405_after_the_policy_check(
     "path", ["/unknown.json", "/registry/deb/bookworm/main/x86_64.json/x", "/tasks/"]
 )
 def test_unknown_path_is_404_error_object(registry_data, prefix, path):
-    assert_error(APIClient().get(f"{prefix}{path}"), 404)
+    assert_refused(APIClient().get(f"{prefix}{path}"), 404)
 
 
 def test_unknown_top_level_path_is_404_error_object(settings, db):
     use_mode(settings, "multi", "default")
-    assert_error(APIClient().get("/nope"), 404)
+    assert_refused(APIClient().get("/nope"), 404)

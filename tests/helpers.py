@@ -1,0 +1,18 @@
+"""Assertions shared by the test modules."""
+
+
+def assert_error(
+    response, status: int | None = None, *fragments: str, exactly: str | None = None
+) -> None:
+    """An Error object answer: JSON `{"error": str}` and nothing else, with *status* if
+    given, an error text that holds each of *fragments*, or is *exactly* this one."""
+    if status is not None:
+        assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json"), response.content
+    body = response.json()
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    assert isinstance(body["error"], str), body
+    for fragment in fragments:
+        assert fragment in body["error"], body
+    if exactly is not None:
+        assert body["error"] == exactly, body
