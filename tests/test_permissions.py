@@ -11,16 +11,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
 from django.contrib.auth.models import Group, User
+from django.urls import URLResolver, get_resolver, resolve
 from rest_framework.test import APIClient
 
 from accounts.constants import Action
 from accounts.policy import _load
 from tasks.journal import log_frame
-from tasks.models import Task, TaskResult, TaskState
+from tasks.models import Task, TaskName, TaskResult, TaskState
 from tests import factories
 from tests.helpers import assert_error
 
@@ -29,6 +31,9 @@ pytestmark = pytest.mark.usefixtures("fresh_policy_cache")
 ALLOWED = "allowed"
 FINISHED_TASK_ID = "c8c9935e-44c9-48de-a318-b6060c08b8c8"
 JOURNAL = log_frame("Running build") + log_frame("Task succeeded")
+BINARY_VERSION = "2.1.0-1"
+REGISTRY_FILE = "deb/dists/bookworm/Release"
+REGISTRY_FILE_CONTENT = b"Origin: Default Fatbuildr Instance\n"
 WEB_ACTIONS = (
     Action.VIEW_PIPELINE,
     Action.VIEW_REGISTRY,
@@ -71,6 +76,13 @@ ENDPOINTS = [
     Endpoint("registry-distribution", "registry/deb/bookworm.json", Action.VIEW_REGISTRY),
     Endpoint("registry-derivative", "registry/deb/bookworm/main.json", Action.VIEW_REGISTRY),
     Endpoint("artifact", "registry/deb/bookworm/main/x86_64/fatbuildr.json", Action.VIEW_REGISTRY),
+    # Allowed: the deletion of the version is queued; refused: no task is.
+    Endpoint(
+        "artifact-delete",
+        f"registry/deb/bookworm/main/x86_64/fatbuildr.json?version={BINARY_VERSION}",
+        Action.EDIT_REGISTRY,
+        method="delete",
+    ),
     Endpoint("search", "search.json?artifact=fat", Action.VIEW_REGISTRY),
     Endpoint("running", "running.json", Action.VIEW_TASK),
     Endpoint("queue", "queue.json", Action.VIEW_TASK),
@@ -91,6 +103,8 @@ ENDPOINTS = [
         status=404,
         error="No keyring available on this instance",
     ),
+    # The registry folders served to apt and dnf.
+    Endpoint("registry-file", REGISTRY_FILE, Action.VIEW_REGISTRY),
     Endpoint("version", "/version", None, public=True),
     Endpoint("instances", "/instances.json", None, public=True, multi_only=True),
 ]
@@ -354,8 +368,9 @@ def matrix() -> list:
 
 
 @pytest.fixture
-def registry_data(default_instance):
-    """A deb source and its binary in bookworm/main, and one task: every GET has data."""
+def registry_data(default_instance, data_dir, sent):
+    """A deb source and its binary in bookworm/main, a registry file, a finished task with
+    its journal and a pending one: every GET has data. Task messages are not sent."""
     derivative = factories.RegistryDerivativeFactory(
         distribution__format__instance=default_instance,
         distribution__format__name="deb",
@@ -369,7 +384,7 @@ def registry_data(default_instance):
         derivative=derivative,
         name="fatbuildr",
         architecture="x86_64",
-        version="2.1.0-1",
+        version=BINARY_VERSION,
         source=source,
     )
     factories.ChangelogEntryFactory(artifact=source)
@@ -382,20 +397,27 @@ def registry_data(default_instance):
     )
     finished.journal_path.parent.mkdir(parents=True, exist_ok=True)
     finished.journal_path.write_bytes(JOURNAL)
+    registry_file = data_dir / "registry" / default_instance.id / REGISTRY_FILE
+    registry_file.parent.mkdir(parents=True)
+    registry_file.write_bytes(REGISTRY_FILE_CONTENT)
     return factories.TaskFactory(instance=default_instance)
+
+
+URLCONFS = {"multi": "tests.urls_multi", "mono": "tests.urls_mono"}
+
+
+def endpoint_url(mode: str, instance_id: str, endpoint: Endpoint) -> str:
+    """The URL of an endpoint for the instance *instance_id* in URL mode *mode*."""
+    if endpoint.public:
+        return endpoint.path
+    return f"/{instance_id}/{endpoint.path}" if mode == "multi" else f"/{endpoint.path}"
 
 
 def use_mode(settings, mode: str, instance_id: str) -> Callable[[Endpoint], str]:
     """Switch URL mode; return the URL of an endpoint for the instance *instance_id*."""
-    if mode == "multi":
-        settings.FATBUILDR_INSTANCE = None
-        settings.ROOT_URLCONF = "tests.urls_multi"
-        return lambda endpoint: (
-            endpoint.path if endpoint.public else f"/{instance_id}/{endpoint.path}"
-        )
-    settings.FATBUILDR_INSTANCE = instance_id
-    settings.ROOT_URLCONF = "tests.urls_mono"
-    return lambda endpoint: endpoint.path if endpoint.public else f"/{endpoint.path}"
+    settings.FATBUILDR_INSTANCE = None if mode == "multi" else instance_id
+    settings.ROOT_URLCONF = URLCONFS[mode]
+    return lambda endpoint: endpoint_url(mode, instance_id, endpoint)
 
 
 def write_policy(settings, tmp_path, text: str) -> None:
@@ -445,6 +467,7 @@ def test_permission_matrix(
         if endpoint.method != "get":  # a refused request changes nothing
             task = Task.objects.get(pk=registry_data.pk)
             assert (task.state, task.cancel_requested_by) == (TaskState.PENDING, "")
+            assert Task.objects.count() == 2, "a refused request queued a task"
         return
     assert_no_challenge(response)
     assert response.status_code == endpoint.status, response.content
@@ -455,6 +478,8 @@ def test_permission_matrix(
     elif endpoint.id == "watch":
         assert response["Content-Type"] == "application/octet-stream"
         assert b"".join(response.streaming_content) == JOURNAL
+    elif endpoint.id == "registry-file":
+        assert b"".join(response.streaming_content) == REGISTRY_FILE_CONTENT
     else:
         assert response["Content-Type"].startswith("application/json")
         check_allowed_body(endpoint, response.json(), registry_data)
@@ -471,6 +496,12 @@ def check_allowed_body(endpoint: Endpoint, body: Any, task) -> None:
         "registry-distribution": lambda: body == ["main"],
         "registry-derivative": lambda: {a["architecture"] for a in body} == {"src", "x86_64"},
         "artifact": lambda: body["artifact"] == "fatbuildr" and body["source"]["version"],
+        "artifact-delete": lambda: Task.objects.filter(
+            pk=body["task"],
+            name=TaskName.ARTIFACT_DELETION,
+            artifact="fatbuildr",
+            artifact_version=BINARY_VERSION,
+        ).exists(),
         "search": lambda: "fatbuildr" in str(body["deb"]["bookworm"]["main"]),
         "running": lambda: body is None,
         "queue": lambda: [t["id"] for t in body] == [str(task.id)],
@@ -482,6 +513,45 @@ def check_allowed_body(endpoint: Endpoint, body: Any, task) -> None:
         "instances": lambda: [i["id"] for i in body] == ["default"],
     }
     assert expected[endpoint.id](), body
+
+
+# --- Every route is in the matrix ---------------------------------------------------------
+
+
+def routes(patterns: list) -> set[tuple[str, str]]:
+    """(URL name, method) of every route of a URL configuration but the admin's, for each
+    method its view answers (HEAD and OPTIONS follow GET and the framework)."""
+    found: set[tuple[str, str]] = set()
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.app_name != "admin":
+                found |= routes(pattern.url_patterns)
+            continue
+        view = pattern.callback.view_class
+        methods = {m for m in view.http_method_names if m not in ("head", "options")}
+        found |= {(pattern.name, m) for m in methods if hasattr(view, m)}
+    return found
+
+
+def matrix_routes(mode: str) -> set[tuple[str, str]]:
+    """(URL name, method) of every endpoint of the matrix, as the URL mode resolves it."""
+    found = set()
+    for endpoint in ENDPOINTS:
+        if mode == "mono" and endpoint.multi_only:
+            continue
+        url = endpoint_url(mode, "default", endpoint).format(task=FINISHED_TASK_ID)
+        match = resolve(urlsplit(url).path, urlconf=URLCONFS[mode])
+        found.add((match.url_name, endpoint.method))
+    return found
+
+
+@pytest.mark.parametrize("mode", URLCONFS)
+def test_every_route_and_method_is_in_the_matrix(mode):
+    served = routes(get_resolver(URLCONFS[mode]).url_patterns)
+    assert ("artifact", "delete") in served and ("registry-file", "get") in served
+    assert all(name for name, _ in served), "every route has a name"
+    assert served - matrix_routes(mode) == set(), "routes without a permission matrix entry"
+    assert matrix_routes(mode) <= served
 
 
 # --- Methods and paths ---------------------------------------------------------------------
