@@ -150,3 +150,21 @@ def make_task(
         (place / "build").mkdir(parents=True)
         (place / "task.journal").write_bytes(b"j" * size)
     return created
+
+
+def source_and_binary(
+    instance: registry_models.Instance, *, name: str = "fatbuildr", version: str = "2.1.0-1"
+) -> tuple[registry_models.Artifact, registry_models.Artifact]:
+    """A source artifact and its x86_64 binary, both *version*, in the deb registry
+    bookworm/main of *instance*: data for every registry route."""
+    derivative = RegistryDerivativeFactory(
+        distribution__format__instance=instance,
+        distribution__format__name="deb",
+        distribution__name="bookworm",
+        name="main",
+    )
+    source = ArtifactFactory(derivative=derivative, name=name, architecture="src", version=version)
+    binary = ArtifactFactory(
+        derivative=derivative, name=name, architecture="x86_64", version=version, source=source
+    )
+    return source, binary

@@ -11,14 +11,9 @@ from tasks.wire import task_to_wire
 from tests.factories import InstanceFactory, make_task
 from tests.helpers import assert_error
 
-pytestmark = pytest.mark.usefixtures("fresh_policy_cache", "multi_mode")
+pytestmark = pytest.mark.usefixtures("data_dir", "fresh_policy_cache", "multi_mode")
 
 URL = "/default/history.json"
-
-
-@pytest.fixture(autouse=True)
-def _private_data_dir(settings, tmp_path):
-    settings.FATBUILDR_DATA_DIR = tmp_path / "data"
 
 
 def ids(tasks) -> list[str]:

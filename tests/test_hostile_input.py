@@ -78,18 +78,7 @@ def claims(**overrides: Any) -> bytes:
 @pytest.fixture
 def registry_rows(default_instance, data_dir):
     """deb bookworm/main with a source and a binary, and a pending task: data on every route."""
-    derivative = factories.RegistryDerivativeFactory(
-        distribution__format__instance=default_instance,
-        distribution__format__name="deb",
-        distribution__name="bookworm",
-        name="main",
-    )
-    source = factories.ArtifactFactory(
-        derivative=derivative, name="fatbuildr", architecture="src", version="2.1.0-1"
-    )
-    factories.ArtifactFactory(
-        derivative=derivative, name="fatbuildr", architecture="x86_64", source=source
-    )
+    factories.source_and_binary(default_instance)
     return factories.TaskFactory(id=TASK_ID, instance=default_instance)
 
 

@@ -371,22 +371,7 @@ def matrix() -> list:
 def registry_data(default_instance, data_dir, sent):
     """A deb source and its binary in bookworm/main, a registry file, a finished task with
     its journal and a pending one: every GET has data. Task messages are not sent."""
-    derivative = factories.RegistryDerivativeFactory(
-        distribution__format__instance=default_instance,
-        distribution__format__name="deb",
-        distribution__name="bookworm",
-        name="main",
-    )
-    source = factories.ArtifactFactory(
-        derivative=derivative, name="fatbuildr", architecture="src", version="2.1.0-1"
-    )
-    binary = factories.ArtifactFactory(
-        derivative=derivative,
-        name="fatbuildr",
-        architecture="x86_64",
-        version=BINARY_VERSION,
-        source=source,
-    )
+    source, binary = factories.source_and_binary(default_instance, version=BINARY_VERSION)
     factories.ChangelogEntryFactory(artifact=source)
     factories.ContentEntryFactory(artifact=binary)
     finished = factories.TaskFactory(
