@@ -1,4 +1,6 @@
-"""Assertions shared by the test modules."""
+"""Assertions and set-up steps shared by the test modules."""
+
+from accounts.policy import _load
 
 
 def assert_error(
@@ -16,3 +18,11 @@ def assert_error(
         assert fragment in body["error"], body
     if exactly is not None:
         assert body["error"] == exactly, body
+
+
+def write_policy(settings, tmp_path, text: str) -> None:
+    """Make *text* the policy file of the test, read afresh on the next request."""
+    path = tmp_path / "policy.acl"
+    path.write_text(text, encoding="utf-8")
+    settings.FATBUILDR_POLICY = path
+    _load.cache_clear()

@@ -4,12 +4,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.policy import _load
 from tasks.history import history_queryset
 from tasks.models import Task, TaskName, TaskResult, TaskState
 from tasks.wire import task_to_wire
 from tests.factories import InstanceFactory, make_task
-from tests.helpers import assert_error
+from tests.helpers import assert_error, write_policy
 
 pytestmark = pytest.mark.usefixtures("data_dir", "fresh_policy_cache", "multi_mode")
 
@@ -185,13 +184,6 @@ def test_history_in_mono_instance_mode(mono_mode, anonymous_client):
 
 
 # --- Permission ----------------------------------------------------------------------------
-
-
-def write_policy(settings, tmp_path, text: str) -> None:
-    path = tmp_path / "policy.acl"
-    path.write_text(text, encoding="utf-8")
-    settings.FATBUILDR_POLICY = path
-    _load.cache_clear()
 
 
 RESTRICTED_POLICY = """

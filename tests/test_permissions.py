@@ -20,11 +20,10 @@ from django.urls import URLResolver, get_resolver, resolve
 from rest_framework.test import APIClient
 
 from accounts.constants import Action
-from accounts.policy import _load
 from tasks.journal import log_frame
 from tasks.models import Task, TaskName, TaskResult, TaskState
 from tests import factories
-from tests.helpers import assert_error
+from tests.helpers import assert_error, write_policy
 
 pytestmark = pytest.mark.usefixtures("fresh_policy_cache")
 
@@ -403,13 +402,6 @@ def use_mode(settings, mode: str, instance_id: str) -> Callable[[Endpoint], str]
     settings.FATBUILDR_INSTANCE = None if mode == "multi" else instance_id
     settings.ROOT_URLCONF = URLCONFS[mode]
     return lambda endpoint: endpoint_url(mode, instance_id, endpoint)
-
-
-def write_policy(settings, tmp_path, text: str) -> None:
-    path = tmp_path / "policy.acl"
-    path.write_text(text, encoding="utf-8")
-    settings.FATBUILDR_POLICY = path
-    _load.cache_clear()
 
 
 def assert_no_challenge(response) -> None:
