@@ -1,5 +1,9 @@
 """Assertions and set-up steps shared by the test modules."""
 
+from io import StringIO
+
+from django.core.management import call_command
+
 from accounts.policy import _load
 
 
@@ -26,3 +30,10 @@ def write_policy(settings, tmp_path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
     settings.FATBUILDR_POLICY = path
     _load.cache_clear()
+
+
+def run_command(name: str, *args: str, **options) -> str:
+    """What `manage.py name args...` prints on its standard output."""
+    out = StringIO()
+    call_command(name, *args, stdout=out, **options)
+    return out.getvalue()

@@ -1,4 +1,5 @@
-"""The history purge (compat §6.4): policy parsing, selection, removal and the command.
+"""The history purge (compat §6.4): policy parsing, selection, removal, `tasks purge` and
+the daily job.
 
 Selection tests run the pure `iter_tasks_to_purge` on unsaved tasks; removal tests
 create real rows and workspaces under a private data root.
@@ -7,11 +8,10 @@ create real rows and workspaces under a private data root.
 import os
 import uuid
 from datetime import timedelta
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -25,7 +25,8 @@ from tasks.history import (
     workspace_size,
 )
 from tasks.models import Task, TaskName, TaskResult, TaskState
-from tests.factories import NOW, InstanceFactory, TaskFactory, make_task
+from tests.factories import NOW, InstanceFactory, make_task
+from tests.helpers import run_command
 
 MiB = 1024**2
 
@@ -468,19 +469,13 @@ def test_batch_size_must_be_positive(purged_instance):
 # --- The command ---------------------------------------------------------------------------
 
 
-def run(*args: str, **options) -> str:
-    out = StringIO()
-    call_command("tasks", *args, stdout=out, **options)
-    return out.getvalue()
-
-
 def test_purge_command_uses_the_policy_from_settings_on_every_instance(purged_instance, settings):
     other = InstanceFactory(id="other")
     settings.FATBUILDR_TASKS_PURGE = "last:1"
     for h in range(3):
         make_task(purged_instance, hours_ago=h, size=10, workspace=True)
         make_task(other, hours_ago=h, size=20, workspace=True)
-    output = run("purge")
+    output = run_command("tasks", "purge")
     assert "instance other (last:1): removed 2 task(s), 40 bytes" in output
     assert "instance purged (last:1): removed 2 task(s), 20 bytes" in output
     assert len(remaining(purged_instance)) == len(remaining(other)) == 1
@@ -491,7 +486,9 @@ def test_purge_command_on_chosen_instances_with_a_policy(purged_instance):
     third = InstanceFactory(id="third")
     for target in (purged_instance, other, third):
         make_task(target, hours_ago=1, workspace=True)
-    output = run("purge", "--instance", "purged", "--instance", "other", "--policy", "last:0")
+    output = run_command(
+        "tasks", "purge", "--instance", "purged", "--instance", "other", "--policy", "last:0"
+    )
     assert output.splitlines() == [
         "instance purged (last:0): removed 1 task(s), 0 bytes (0.000 MiB)",
         "instance other (last:0): removed 1 task(s), 0 bytes (0.000 MiB)",
@@ -502,7 +499,7 @@ def test_purge_command_on_chosen_instances_with_a_policy(purged_instance):
 
 def test_purge_command_dry_run_and_verbose(purged_instance):
     tasks = [make_task(purged_instance, hours_ago=h, size=3, workspace=True) for h in range(2)]
-    output = run("purge", "--policy", "last:1", "--dry-run", verbosity=2)
+    output = run_command("tasks", "purge", "--policy", "last:1", "--dry-run", verbosity=2)
     assert f"would remove task {tasks[1].id}" in output
     assert output.strip().endswith("would remove 1 task(s), 3 bytes (0.000 MiB)")
     assert remaining(purged_instance) == tasks
@@ -512,7 +509,7 @@ def test_purge_command_batch_size(purged_instance):
     for h in range(5):
         make_task(purged_instance, hours_ago=h, workspace=True)
     with CaptureQueriesContext(connection) as captured:
-        run("purge", "--policy", "last:0", "--batch-size", "2")
+        run_command("tasks", "purge", "--policy", "last:0", "--batch-size", "2")
     assert len(_deletes_of_tasks(captured)) == 3
 
 
@@ -527,72 +524,13 @@ def test_purge_command_batch_size(purged_instance):
 )
 def test_purge_command_errors(purged_instance, args, message):
     with pytest.raises(CommandError, match=message):
-        run("purge", *args)
+        run_command("tasks", "purge", *args)
 
 
 def test_purge_command_refuses_a_bad_policy_in_settings(purged_instance, settings):
     settings.FATBUILDR_TASKS_PURGE = "forever"
     with pytest.raises(CommandError, match="invalid purge policy 'forever'"):
-        run("purge")
-
-
-def test_list_command(purged_instance):
-    other = InstanceFactory(id="other")
-    old = make_task(purged_instance, hours_ago=2)
-    pending = make_task(purged_instance, hours_ago=1, state=TaskState.PENDING)
-    elsewhere = make_task(other, hours_ago=3)
-    lines = run("list").splitlines()
-    assert lines == [
-        "\t".join((str(t.id), t.instance_id, t.name, t.state, t.result, t.submission.isoformat()))
-        for t in (elsewhere, old, pending)
-    ]
-    assert lines[0].split("\t")[1:5] == ["other", "artifact build", "finished", "success"]
-    assert run("list", "--instance", "purged", "--state", "pending").splitlines() == lines[2:]
-    assert run("list", "--instance", "other").splitlines() == lines[:1]
-    with pytest.raises(CommandError, match="instance nope not found"):
-        run("list", "--instance", "nope")
-    with pytest.raises(CommandError, match="invalid choice"):
-        run("list", "--state", "done")
-
-
-# --- cancel --------------------------------------------------------------------------------
-
-
-def test_cancel_command_with_the_engine(purged_instance):
-    pending = make_task(purged_instance, hours_ago=1, state=TaskState.PENDING)
-    output = run("cancel", str(pending.id), "--user", "admin")
-    assert output.strip() == f"task {pending.id}: state finished, result canceled"
-    pending.refresh_from_db()
-    assert (pending.state, pending.result) == (TaskState.FINISHED, TaskResult.CANCELED)
-    with pytest.raises(CommandError, match="already finished"):
-        run("cancel", str(pending.id))
-
-
-def test_cancel_command_cancels_as_the_user_given(purged_instance):
-    pending = make_task(purged_instance, hours_ago=1, state=TaskState.PENDING)
-    output = run("cancel", str(pending.id), "--user", "admin")
-    assert output.strip() == f"task {pending.id}: state finished, result canceled"
-    pending.refresh_from_db()
-    assert (pending.cancel_requested_by, pending.error) == ("admin", "canceled by admin")
-
-
-def test_cancel_command_defaults_to_the_system_user(purged_instance, monkeypatch):
-    monkeypatch.setattr("getpass.getuser", lambda: "operator")
-    pending = make_task(purged_instance, hours_ago=1, state=TaskState.PENDING)
-    run("cancel", str(pending.id))
-    pending.refresh_from_db()
-    assert (pending.state, pending.result) == (TaskState.FINISHED, TaskResult.CANCELED)
-    assert (pending.cancel_requested_by, pending.error) == ("operator", "canceled by operator")
-
-
-def test_cancel_command_errors(purged_instance):
-    finished = make_task(purged_instance, hours_ago=1)
-    with pytest.raises(CommandError, match="is already finished"):
-        run("cancel", str(finished.id))
-    with pytest.raises(CommandError, match="'nope' is not a task id"):
-        run("cancel", "nope")
-    with pytest.raises(CommandError, match=f"task {uuid.UUID(int=1)} not found"):
-        run("cancel", str(uuid.UUID(int=1)))
+        run_command("tasks", "purge")
 
 
 # --- The daily job -------------------------------------------------------------------------
@@ -620,22 +558,3 @@ def test_daily_job_queues_a_history_purge_task_that_purges_with_the_setting(
     # The newest finished task stays (the purge itself was running, so not counted).
     assert set(remaining(instance)) == {job, old[0]}
     assert b"removed 2 task(s)" in job.journal_path.read_bytes()
-
-
-def test_watch_command_prints_the_journal_of_a_task_to_its_end(purged_instance, capsysbinary):
-    from tasks.runner import JournalWriter
-
-    watched = TaskFactory(
-        instance=purged_instance, state=TaskState.FINISHED, result=TaskResult.SUCCESS
-    )
-    with JournalWriter(watched.journal_path) as journal:
-        journal.log("Building hello")
-        journal.output(b"gcc -o hello hello.c\n")
-        journal.end(True, task_id=str(watched.pk))
-        journal.log("after the end")
-    run("watch", str(watched.pk))
-    assert capsysbinary.readouterr().out == (
-        b"Building hello\ngcc -o hello hello.c\nTask succeeded\n"
-    )
-    with pytest.raises(CommandError, match="not a task id"):
-        run("watch", "nope")
