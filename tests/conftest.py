@@ -1,4 +1,5 @@
-"""Shared fixtures: instances, clients (anonymous, with a token, with a role), URL modes."""
+"""Shared fixtures: instances, clients (anonymous, with a token, with a role), URL modes,
+the task engine's recorders."""
 
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from instances.models import Instance
 from instances.services import load_instance_file
 from registry import keyrings
 from tasks import engine
+from tests.factories import InstanceFactory
 from tests.workers import Worker, forget_test_queues, purge_test_queues
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -171,3 +173,32 @@ def sent(monkeypatch) -> list:
     messages: list = []
     monkeypatch.setattr(engine, "enqueue_message", messages.append)
     return messages
+
+
+@pytest.fixture
+def send_calls(monkeypatch) -> list:
+    """Task ids given to `engine.send`, in order (nothing reaches Redis). Unlike `sent`, this
+    also records the sends that `engine.send` would have let fail quietly."""
+    messages: list = []
+    monkeypatch.setattr(engine, "send", messages.append)
+    return messages
+
+
+@pytest.fixture
+def engine_instance(db) -> Instance:
+    """A bare instance of the engine tests' own, without pipelines or files."""
+    return InstanceFactory(id="engine")
+
+
+@pytest.fixture
+def temporary_handler() -> Iterator[Callable[..., None]]:
+    """register(name, function): a task handler that exists for this test only."""
+    names: list[str] = []
+
+    def register(name: str, function) -> None:
+        engine.handler(name)(function)
+        names.append(name)
+
+    yield register
+    for name in names:
+        engine._handlers.pop(name, None)

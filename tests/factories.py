@@ -1,11 +1,17 @@
-"""factory_boy factories for every model the API reads."""
+"""factory_boy factories for every model the API reads, and task rows placed in time."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import factory
 from factory.django import DjangoModelFactory
 
 from instances import models as instance_models
 from registry import models as registry_models
-from tasks.models import Task, TaskName
+from tasks.models import Task, TaskName, TaskResult, TaskState
+
+# The present of tests that place tasks in time: make_task(hours_ago=...) counts from it.
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
 
 class InstanceFactory(DjangoModelFactory):
@@ -121,3 +127,45 @@ class TaskFactory(DjangoModelFactory):
     author = "John Doe"
     email = "john.doe@example.org"
     message = "Test of new feature"
+
+
+def make_task(
+    instance: registry_models.Instance,
+    *,
+    hours_ago: float,
+    state: str = TaskState.FINISHED,
+    result: str = TaskResult.SUCCESS,
+    workspace: bool = False,
+    size: int = 0,
+    **fields,
+) -> Task:
+    """A task row submitted *hours_ago* before NOW (a task not finished has no result yet);
+    with *workspace*, its folder exists with a journal of *size* bytes."""
+    if state != TaskState.FINISHED:
+        result = TaskResult.UNKNOWN
+    created = TaskFactory(instance=instance, state=state, result=result, **fields)
+    Task.objects.filter(pk=created.pk).update(submission=NOW - timedelta(hours=hours_ago))
+    created.refresh_from_db()
+    if workspace:
+        place = Path(created.place)
+        (place / "build").mkdir(parents=True)
+        (place / "task.journal").write_bytes(b"j" * size)
+    return created
+
+
+def source_and_binary(
+    instance: registry_models.Instance, *, name: str = "fatbuildr", version: str = "2.1.0-1"
+) -> tuple[registry_models.Artifact, registry_models.Artifact]:
+    """A source artifact and its x86_64 binary, both *version*, in the deb registry
+    bookworm/main of *instance*: data for every registry route."""
+    derivative = RegistryDerivativeFactory(
+        distribution__format__instance=instance,
+        distribution__format__name="deb",
+        distribution__name="bookworm",
+        name="main",
+    )
+    source = ArtifactFactory(derivative=derivative, name=name, architecture="src", version=version)
+    binary = ArtifactFactory(
+        derivative=derivative, name=name, architecture="x86_64", version=version, source=source
+    )
+    return source, binary

@@ -25,6 +25,7 @@ from builds import services
 from builds.definition import MAX_DEFINITION_SIZE
 from fatbuildr_site.exceptions import domain_error_status
 from tasks.models import Task, TaskLock, TaskName, workspace_path
+from tests.helpers import assert_error
 
 pytestmark = pytest.mark.usefixtures("fresh_policy_cache")
 
@@ -173,15 +174,6 @@ def raw_multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -
 
 def files_under(root: Path) -> set[Path]:
     return {path for path in root.rglob("*") if not path.is_dir()}
-
-
-def assert_error(response, status: int, message: str | None = None) -> None:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"} and isinstance(body["error"], str), body
-    if message is not None:
-        assert message in body["error"], body
 
 
 def assert_refused_cleanly(data_dir: Path, sent: list) -> None:

@@ -1,49 +1,18 @@
 """`GET /{instance}/history.json`: finished tasks, newest first, filtered and paginated."""
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.policy import _load
-from instances.models import Instance
 from tasks.history import history_queryset
 from tasks.models import Task, TaskName, TaskResult, TaskState
 from tasks.wire import task_to_wire
-from tests.factories import InstanceFactory, TaskFactory
+from tests.factories import InstanceFactory, make_task
+from tests.helpers import assert_error, write_policy
 
-pytestmark = pytest.mark.usefixtures("fresh_policy_cache")
+pytestmark = pytest.mark.usefixtures("data_dir", "fresh_policy_cache", "multi_mode")
 
-NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 URL = "/default/history.json"
-
-
-@pytest.fixture(autouse=True)
-def _private_data_dir(settings, tmp_path):
-    settings.FATBUILDR_DATA_DIR = tmp_path / "data"
-
-
-@pytest.fixture
-def instance(default_instance, multi_mode) -> Instance:
-    return default_instance
-
-
-def make_task(
-    instance: Instance,
-    *,
-    hours_ago: float,
-    state: str = TaskState.FINISHED,
-    result: str = TaskResult.SUCCESS,
-    **fields,
-) -> Task:
-    """A task row submitted *hours_ago* before NOW."""
-    if state != TaskState.FINISHED:
-        result = TaskResult.UNKNOWN
-    created = TaskFactory(instance=instance, state=state, result=result, **fields)
-    Task.objects.filter(pk=created.pk).update(submission=NOW - timedelta(hours=hours_ago))
-    created.refresh_from_db()
-    return created
 
 
 def ids(tasks) -> list[str]:
@@ -55,36 +24,28 @@ def result_ids(response) -> list[str]:
     return [task["id"] for task in response.json()["results"]]
 
 
-def assert_error(response, status: int, *fragments: str) -> None:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"} and isinstance(body["error"], str), body
-    for fragment in fragments:
-        assert fragment in body["error"], body
-
-
 # --- Selector ------------------------------------------------------------------------------
 
 
-def test_history_queryset_is_finished_tasks_newest_first_with_id_as_tie_breaker(instance):
-    tasks = [make_task(instance, hours_ago=h) for h in (3, 1, 2)]
-    twins = [make_task(instance, hours_ago=5) for _ in range(3)]
-    make_task(instance, hours_ago=0, state=TaskState.RUNNING)
-    make_task(instance, hours_ago=0, state=TaskState.PENDING)
+def test_history_queryset_is_finished_tasks_newest_first_with_id_as_tie_breaker(default_instance):
+    tasks = [make_task(default_instance, hours_ago=h) for h in (3, 1, 2)]
+    twins = [make_task(default_instance, hours_ago=5) for _ in range(3)]
+    make_task(default_instance, hours_ago=0, state=TaskState.RUNNING)
+    make_task(default_instance, hours_ago=0, state=TaskState.PENDING)
     make_task(InstanceFactory(id="other"), hours_ago=0)
     expected = [tasks[1], tasks[2], tasks[0], *sorted(twins, key=lambda t: t.id, reverse=True)]
-    assert list(history_queryset(instance)) == expected
+    assert list(history_queryset(default_instance)) == expected
     assert list(history_queryset("default")) == expected
 
 
 # --- Endpoint ------------------------------------------------------------------------------
 
 
-def test_history_lists_finished_tasks_newest_first_in_wire_form(instance, anonymous_client):
-    old = make_task(instance, hours_ago=2)
-    new = make_task(instance, hours_ago=1, result=TaskResult.FAILED)
-    make_task(instance, hours_ago=0, state=TaskState.RUNNING)
-    make_task(instance, hours_ago=0, state=TaskState.PENDING)
+def test_history_lists_finished_tasks_newest_first_in_wire_form(default_instance, anonymous_client):
+    old = make_task(default_instance, hours_ago=2)
+    new = make_task(default_instance, hours_ago=1, result=TaskResult.FAILED)
+    make_task(default_instance, hours_ago=0, state=TaskState.RUNNING)
+    make_task(default_instance, hours_ago=0, state=TaskState.PENDING)
     response = anonymous_client.get(URL)
     assert response.status_code == 200
     assert response.json() == {
@@ -95,21 +56,27 @@ def test_history_lists_finished_tasks_newest_first_in_wire_form(instance, anonym
     }
 
 
-def test_history_of_an_empty_instance_is_an_empty_first_page(instance, anonymous_client):
+def test_history_of_an_empty_instance_is_an_empty_first_page(default_instance, anonymous_client):
     response = anonymous_client.get(URL)
     assert response.json() == {"count": 0, "next": None, "previous": None, "results": []}
     assert_error(anonymous_client.get(URL + "?page=2"), 404, "page 2 not found")
 
 
-def test_history_filters(instance, anonymous_client):
-    build_ok = make_task(instance, hours_ago=1, artifact="hello")
-    build_failed = make_task(instance, hours_ago=2, artifact="hello", result=TaskResult.FAILED)
-    other_build = make_task(instance, hours_ago=3, artifact="hello-extra")
+def test_history_filters(default_instance, anonymous_client):
+    build_ok = make_task(default_instance, hours_ago=1, artifact="hello")
+    build_failed = make_task(
+        default_instance, hours_ago=2, artifact="hello", result=TaskResult.FAILED
+    )
+    other_build = make_task(default_instance, hours_ago=3, artifact="hello-extra")
     renewal = make_task(
-        instance, hours_ago=4, name=TaskName.KEYRING_RENEWAL, artifact="", duration="1y"
+        default_instance, hours_ago=4, name=TaskName.KEYRING_RENEWAL, artifact="", duration="1y"
     )
     canceled = make_task(
-        instance, hours_ago=5, name=TaskName.IMAGE_UPDATE, artifact="", result=TaskResult.CANCELED
+        default_instance,
+        hours_ago=5,
+        name=TaskName.IMAGE_UPDATE,
+        artifact="",
+        result=TaskResult.CANCELED,
     )
     get = anonymous_client.get
     assert result_ids(get(URL, {"name": "artifact build"})) == ids(
@@ -125,8 +92,8 @@ def test_history_filters(instance, anonymous_client):
     assert get(URL, {"name": "image update", "result": "failed"}).json()["count"] == 0
 
 
-def test_history_pagination_and_links(instance, anonymous_client):
-    tasks = [make_task(instance, hours_ago=h) for h in range(5)]
+def test_history_pagination_and_links(default_instance, anonymous_client):
+    tasks = [make_task(default_instance, hours_ago=h) for h in range(5)]
     first = anonymous_client.get(URL, {"page_size": 2}).json()
     assert first["count"] == 5
     assert [t["id"] for t in first["results"]] == ids(tasks[:2])
@@ -147,18 +114,23 @@ def test_history_pagination_and_links(instance, anonymous_client):
     assert_error(anonymous_client.get(URL, {"page_size": 2, "page": 4}), 404, "page 4 not found")
 
 
-def test_history_links_keep_the_filters(instance, anonymous_client):
+def test_history_links_keep_the_filters(default_instance, anonymous_client):
     for h in range(3):
-        make_task(instance, hours_ago=h, artifact="hello")
+        make_task(default_instance, hours_ago=h, artifact="hello")
     body = anonymous_client.get(URL, {"artifact": "hello", "page_size": 1}).json()
     assert body["next"] == (
         "http://testserver/default/history.json?artifact=hello&page=2&page_size=1"
     )
 
 
-def test_history_default_and_maximum_page_sizes(instance, anonymous_client):
+def test_history_default_and_maximum_page_sizes(default_instance, anonymous_client):
     Task.objects.bulk_create(
-        Task(instance=instance, name=TaskName.HISTORY_PURGE, user="u", state=TaskState.FINISHED)
+        Task(
+            instance=default_instance,
+            name=TaskName.HISTORY_PURGE,
+            user="u",
+            state=TaskState.FINISHED,
+        )
         for _ in range(501)
     )
     default = anonymous_client.get(URL).json()
@@ -184,24 +156,24 @@ def test_history_default_and_maximum_page_sizes(instance, anonymous_client):
     ],
 )
 def test_history_bad_parameters_are_400_error_objects(
-    instance, anonymous_client, params, fragments
+    default_instance, anonymous_client, params, fragments
 ):
-    make_task(instance, hours_ago=1)
+    make_task(default_instance, hours_ago=1)
     assert_error(anonymous_client.get(URL, params), 400, *fragments)
 
 
-def test_history_empty_parameters_mean_the_defaults(instance, anonymous_client):
-    tasks = [make_task(instance, hours_ago=h) for h in range(2)]
+def test_history_empty_parameters_mean_the_defaults(default_instance, anonymous_client):
+    tasks = [make_task(default_instance, hours_ago=h) for h in range(2)]
     params = {"name": "", "result": "", "artifact": "", "page": "", "page_size": ""}
     assert result_ids(anonymous_client.get(URL, params)) == ids(tasks)
 
 
-def test_history_of_an_unknown_instance_is_404(instance, anonymous_client):
+def test_history_of_an_unknown_instance_is_404(default_instance, anonymous_client):
     assert_error(anonymous_client.get("/nope/history.json"), 404, "instance nope not found")
 
 
-def test_history_is_scoped_to_the_instance(instance, anonymous_client):
-    mine = make_task(instance, hours_ago=1)
+def test_history_is_scoped_to_the_instance(default_instance, anonymous_client):
+    mine = make_task(default_instance, hours_ago=1)
     make_task(InstanceFactory(id="other"), hours_ago=0)
     assert result_ids(anonymous_client.get(URL)) == ids([mine])
 
@@ -212,13 +184,6 @@ def test_history_in_mono_instance_mode(mono_mode, anonymous_client):
 
 
 # --- Permission ----------------------------------------------------------------------------
-
-
-def write_policy(settings, tmp_path, text: str) -> None:
-    path = tmp_path / "policy.acl"
-    path.write_text(text, encoding="utf-8")
-    settings.FATBUILDR_POLICY = path
-    _load.cache_clear()
 
 
 RESTRICTED_POLICY = """
@@ -234,27 +199,29 @@ actions=view-task
 """
 
 
-def test_anonymous_may_read_the_history_under_the_vendor_policy(instance, anonymous_client):
-    make_task(instance, hours_ago=1)
+def test_anonymous_may_read_the_history_under_the_vendor_policy(default_instance, anonymous_client):
+    make_task(default_instance, hours_ago=1)
     assert anonymous_client.get(URL).json()["count"] == 1
 
 
-def test_history_needs_view_task(instance, settings, tmp_path, anonymous_client, client_for):
-    make_task(instance, hours_ago=1)
+def test_history_needs_view_task(
+    default_instance, settings, tmp_path, anonymous_client, client_for
+):
+    make_task(default_instance, hours_ago=1)
     write_policy(settings, tmp_path, RESTRICTED_POLICY)
     assert_error(
         anonymous_client.get(URL), 403, "anonymous role is not allowed to perform action view-task"
     )
     assert_error(
-        client_for(instance, "bob").get(URL),
+        client_for(default_instance, "bob").get(URL),
         403,
         "user bob is not allowed to perform action view-task",
     )
-    assert client_for(instance, "alice").get(URL).json()["count"] == 1
+    assert client_for(default_instance, "alice").get(URL).json()["count"] == 1
 
 
 def test_history_permission_is_checked_before_parameters(
-    instance, settings, tmp_path, anonymous_client
+    default_instance, settings, tmp_path, anonymous_client
 ):
     write_policy(settings, tmp_path, RESTRICTED_POLICY)
     assert_error(anonymous_client.get(URL, {"page": "x"}), 403)
@@ -264,11 +231,11 @@ def test_history_permission_is_checked_before_parameters(
 
 
 def test_history_queries_are_constant_in_the_page_size(
-    instance, anonymous_client, django_assert_max_num_queries
+    default_instance, anonymous_client, django_assert_max_num_queries
 ):
     Task.objects.bulk_create(
         Task(
-            instance=instance,
+            instance=default_instance,
             name=list(TaskName)[i % len(TaskName)],
             user="john",
             state=TaskState.FINISHED,

@@ -33,6 +33,7 @@ from builds.definition import MAX_DEFINITION_SIZE, DefinitionError, parse_defini
 from fatbuildr_site.yaml_loader import MAX_SIZE
 from instances.instance_files import InstanceFileError, parse_instance_file
 from tests import factories
+from tests.helpers import assert_error
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TASK_ID = "0b5f1b8e-5a86-4d2a-9a63-6f1e0c7b4a11"
@@ -74,32 +75,10 @@ def claims(**overrides: Any) -> bytes:
     return json.dumps(payload).encode()  # Python writes Infinity and NaN, as a forger may.
 
 
-def assert_error_object(response, status: int | None = None, message: str | None = None):
-    """An Error object answer: JSON `{"error": str}` with the status expected, if any."""
-    if status is not None:
-        assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json"), response.content
-    body = response.json()
-    assert set(body) == {"error"} and isinstance(body["error"], str), body
-    if message is not None:
-        assert body["error"] == message, body
-
-
 @pytest.fixture
 def registry_rows(default_instance, data_dir):
     """deb bookworm/main with a source and a binary, and a pending task: data on every route."""
-    derivative = factories.RegistryDerivativeFactory(
-        distribution__format__instance=default_instance,
-        distribution__format__name="deb",
-        distribution__name="bookworm",
-        name="main",
-    )
-    source = factories.ArtifactFactory(
-        derivative=derivative, name="fatbuildr", architecture="src", version="2.1.0-1"
-    )
-    factories.ArtifactFactory(
-        derivative=derivative, name="fatbuildr", architecture="x86_64", source=source
-    )
+    factories.source_and_binary(default_instance)
     return factories.TaskFactory(id=TASK_ID, instance=default_instance)
 
 
@@ -123,12 +102,12 @@ def registry_rows(default_instance, data_dir):
 )
 def test_nul_in_a_path_segment_is_404(registry_rows, multi_mode, url):
     response = APIClient().get(url)
-    assert_error_object(response, 404, f"{response.wsgi_request.path} not found")
+    assert_error(response, 404, exactly=f"{response.wsgi_request.path} not found")
 
 
 def test_nul_in_a_registry_file_path_is_the_404_of_a_missing_file(registry_rows, multi_mode):
     response = APIClient().get("/default/deb/dists/%00/Release")
-    assert_error_object(response, 404, "File not found in registry")
+    assert_error(response, 404, exactly="File not found in registry")
 
 
 @pytest.mark.parametrize(
@@ -143,11 +122,11 @@ def test_nul_in_a_registry_file_path_is_the_404_of_a_missing_file(registry_rows,
 )
 def test_nul_in_a_query_value_is_400(registry_rows, multi_mode, url, message):
     response = APIClient().get(url)
-    assert_error_object(response, 400, f"{message} holds a NUL or invalid character")
+    assert_error(response, 400, exactly=f"{message} holds a NUL or invalid character")
 
 
 def test_nul_in_a_query_of_an_unknown_route_is_still_404(registry_rows, multi_mode):
-    assert_error_object(APIClient().get("/default/nowhere.json?artifact=%00"), 404)
+    assert_error(APIClient().get("/default/nowhere.json?artifact=%00"), 404)
 
 
 def test_nul_in_the_query_of_a_refused_build_is_answered_before_any_body_is_read(
@@ -158,21 +137,21 @@ def test_nul_in_the_query_of_a_refused_build_is_answered_before_any_body_is_read
 
     monkeypatch.setattr("rest_framework.parsers.MultiPartParser.parse", must_not_run)
     response = APIClient().post("/default/build?x=%00", {"format": "deb"}, format="multipart")
-    assert_error_object(response, 400)
+    assert_error(response, 400)
     response = APIClient().post("/default/build", {"format": "\x00"}, format="multipart")
-    assert_error_object(response, 403, "anonymous role is not allowed to perform action build")
+    assert_error(response, 403, exactly="anonymous role is not allowed to perform action build")
 
 
 def test_nul_in_the_object_id_of_an_admin_page_is_404(default_instance, multi_mode):
     client = Client()
     client.force_login(User.objects.create_superuser("root", "root@example.org", "-"))
     response = client.get("/admin/instances/instance/%00/change/")
-    assert_error_object(response, 404)
+    assert_error(response, 404)
 
 
 def test_nul_in_mono_instance_mode(registry_rows, mono_mode):
-    assert_error_object(APIClient().get("/registry/deb/%00.json"), 404)
-    assert_error_object(APIClient().get("/search.json?artifact=%00"), 400)
+    assert_error(APIClient().get("/registry/deb/%00.json"), 404)
+    assert_error(APIClient().get("/search.json?artifact=%00"), 400)
 
 
 # --- Tokens --------------------------------------------------------------------------------
@@ -233,7 +212,7 @@ def test_hostile_token_is_403_token_is_invalid(default_instance, multi_mode, nam
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     for url in ("/default/instance.json", "/default/deb/dists/", "/default/running.json"):
-        assert_error_object(client.get(url), 403, "token is invalid")
+        assert_error(client.get(url), 403, exactly="token is invalid")
 
 
 @pytest.mark.parametrize("name", TOKENS)
@@ -326,7 +305,7 @@ def test_instances_load_reports_a_nested_file(db, tmp_path, sent):
 def test_bad_host_header_logs_one_line(default_instance, multi_mode, caplog):
     with caplog.at_level(logging.ERROR, logger="django.security.DisallowedHost"):
         response = Client().get("/default/instance.json", HTTP_HOST="evil.example")
-    assert_error_object(response, 400, "bad request")
+    assert_error(response, 400, exactly="bad request")
     records = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
     assert len(records) == 1
     assert records[0].exc_info is None and records[0].exc_text is None
@@ -360,7 +339,7 @@ def test_options_does_not_expose_view_docstrings(registry_rows, multi_mode, clie
 )
 def test_non_ascii_in_error_messages_comes_back_as_sent(registry_rows, multi_mode, url, fragment):
     response = APIClient().get(url)
-    assert_error_object(response)
+    assert_error(response)
     assert fragment in response.json()["error"]
 
 
@@ -490,7 +469,7 @@ def test_no_route_answers_5xx_to_hostile_requests(mode, all_actions_token, data)
     assert response.status_code < 500, (request, response.status_code)
     is_admin = request["url"].startswith("/admin/")
     if response.status_code >= 400 and request["method"] != "HEAD" and not is_admin:
-        assert_error_object(response)
+        assert_error(response)
 
 
 @FUZZ

@@ -133,7 +133,7 @@ def keyring_template(tmp_path_factory, django_db_setup, django_db_blocker) -> Te
 
 
 @pytest.fixture(autouse=True)
-def data_dir(settings, tmp_path) -> Path:
+def keyring_data_dir(settings, tmp_path) -> Path:
     """A data root of the test's own, small keys, and agents stopped afterwards."""
     settings.FATBUILDR_DATA_DIR = tmp_path / "data"
     settings.FATBUILDR_KEYRING_KEY_SIZE = 2048
@@ -301,16 +301,16 @@ def test_renew_keyring_without_keyring(default_instance):
 # --- Homes ---------------------------------------------------------------------------------
 
 
-def test_keyring_home_is_private(data_dir):
+def test_keyring_home_is_private(keyring_data_dir):
     home = keyrings.keyring_home("default")
-    assert home == data_dir / "keyrings" / "default"
+    assert home == keyring_data_dir / "keyrings" / "default"
     assert mode(home) == mode(home.parent) == 0o700
 
 
 @pytest.mark.parametrize(
     "instance_id", ["", ".", "..", "../etc", "a/b", "/abs", "x\n", "a\x00b", " x", "-x"]
 )
-def test_instance_id_must_be_one_path_segment(data_dir, instance_id):
+def test_instance_id_must_be_one_path_segment(keyring_data_dir, instance_id):
     for function in (
         keyrings.keyring_home,
         keyrings.has_keyring,
@@ -320,10 +320,10 @@ def test_instance_id_must_be_one_path_segment(data_dir, instance_id):
     ):
         with pytest.raises(KeyringError, match="Invalid instance id"):
             function(instance_id)
-    assert not data_dir.exists()
+    assert not keyring_data_dir.exists()
 
 
-def test_no_keyring(default_instance, data_dir):
+def test_no_keyring(default_instance, keyring_data_dir):
     assert not keyrings.has_keyring(default_instance.id)
     assert keyrings.armored_public_key(default_instance) is None
     with pytest.raises(KeyringError, match="No keyring"):

@@ -11,23 +11,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
 from django.contrib.auth.models import Group, User
+from django.urls import URLResolver, get_resolver, resolve
 from rest_framework.test import APIClient
 
 from accounts.constants import Action
-from accounts.policy import _load
 from tasks.journal import log_frame
-from tasks.models import Task, TaskResult, TaskState
+from tasks.models import Task, TaskName, TaskResult, TaskState
 from tests import factories
+from tests.helpers import assert_error, write_policy
 
 pytestmark = pytest.mark.usefixtures("fresh_policy_cache")
 
 ALLOWED = "allowed"
 FINISHED_TASK_ID = "c8c9935e-44c9-48de-a318-b6060c08b8c8"
 JOURNAL = log_frame("Running build") + log_frame("Task succeeded")
+BINARY_VERSION = "2.1.0-1"
+REGISTRY_FILE = "deb/dists/bookworm/Release"
+REGISTRY_FILE_CONTENT = b"Origin: Default Fatbuildr Instance\n"
 WEB_ACTIONS = (
     Action.VIEW_PIPELINE,
     Action.VIEW_REGISTRY,
@@ -70,6 +75,13 @@ ENDPOINTS = [
     Endpoint("registry-distribution", "registry/deb/bookworm.json", Action.VIEW_REGISTRY),
     Endpoint("registry-derivative", "registry/deb/bookworm/main.json", Action.VIEW_REGISTRY),
     Endpoint("artifact", "registry/deb/bookworm/main/x86_64/fatbuildr.json", Action.VIEW_REGISTRY),
+    # Allowed: the deletion of the version is queued; refused: no task is.
+    Endpoint(
+        "artifact-delete",
+        f"registry/deb/bookworm/main/x86_64/fatbuildr.json?version={BINARY_VERSION}",
+        Action.EDIT_REGISTRY,
+        method="delete",
+    ),
     Endpoint("search", "search.json?artifact=fat", Action.VIEW_REGISTRY),
     Endpoint("running", "running.json", Action.VIEW_TASK),
     Endpoint("queue", "queue.json", Action.VIEW_TASK),
@@ -90,6 +102,8 @@ ENDPOINTS = [
         status=404,
         error="No keyring available on this instance",
     ),
+    # The registry folders served to apt and dnf.
+    Endpoint("registry-file", REGISTRY_FILE, Action.VIEW_REGISTRY),
     Endpoint("version", "/version", None, public=True),
     Endpoint("instances", "/instances.json", None, public=True, multi_only=True),
 ]
@@ -353,24 +367,10 @@ def matrix() -> list:
 
 
 @pytest.fixture
-def registry_data(default_instance):
-    """A deb source and its binary in bookworm/main, and one task: every GET has data."""
-    derivative = factories.RegistryDerivativeFactory(
-        distribution__format__instance=default_instance,
-        distribution__format__name="deb",
-        distribution__name="bookworm",
-        name="main",
-    )
-    source = factories.ArtifactFactory(
-        derivative=derivative, name="fatbuildr", architecture="src", version="2.1.0-1"
-    )
-    binary = factories.ArtifactFactory(
-        derivative=derivative,
-        name="fatbuildr",
-        architecture="x86_64",
-        version="2.1.0-1",
-        source=source,
-    )
+def registry_data(default_instance, data_dir, sent):
+    """A deb source and its binary in bookworm/main, a registry file, a finished task with
+    its journal and a pending one: every GET has data. Task messages are not sent."""
+    source, binary = factories.source_and_binary(default_instance, version=BINARY_VERSION)
     factories.ChangelogEntryFactory(artifact=source)
     factories.ContentEntryFactory(artifact=binary)
     finished = factories.TaskFactory(
@@ -381,27 +381,27 @@ def registry_data(default_instance):
     )
     finished.journal_path.parent.mkdir(parents=True, exist_ok=True)
     finished.journal_path.write_bytes(JOURNAL)
+    registry_file = data_dir / "registry" / default_instance.id / REGISTRY_FILE
+    registry_file.parent.mkdir(parents=True)
+    registry_file.write_bytes(REGISTRY_FILE_CONTENT)
     return factories.TaskFactory(instance=default_instance)
+
+
+URLCONFS = {"multi": "tests.urls_multi", "mono": "tests.urls_mono"}
+
+
+def endpoint_url(mode: str, instance_id: str, endpoint: Endpoint) -> str:
+    """The URL of an endpoint for the instance *instance_id* in URL mode *mode*."""
+    if endpoint.public:
+        return endpoint.path
+    return f"/{instance_id}/{endpoint.path}" if mode == "multi" else f"/{endpoint.path}"
 
 
 def use_mode(settings, mode: str, instance_id: str) -> Callable[[Endpoint], str]:
     """Switch URL mode; return the URL of an endpoint for the instance *instance_id*."""
-    if mode == "multi":
-        settings.FATBUILDR_INSTANCE = None
-        settings.ROOT_URLCONF = "tests.urls_multi"
-        return lambda endpoint: (
-            endpoint.path if endpoint.public else f"/{instance_id}/{endpoint.path}"
-        )
-    settings.FATBUILDR_INSTANCE = instance_id
-    settings.ROOT_URLCONF = "tests.urls_mono"
-    return lambda endpoint: endpoint.path if endpoint.public else f"/{endpoint.path}"
-
-
-def write_policy(settings, tmp_path, text: str) -> None:
-    path = tmp_path / "policy.acl"
-    path.write_text(text, encoding="utf-8")
-    settings.FATBUILDR_POLICY = path
-    _load.cache_clear()
+    settings.FATBUILDR_INSTANCE = None if mode == "multi" else instance_id
+    settings.ROOT_URLCONF = URLCONFS[mode]
+    return lambda endpoint: endpoint_url(mode, instance_id, endpoint)
 
 
 def assert_no_challenge(response) -> None:
@@ -409,14 +409,10 @@ def assert_no_challenge(response) -> None:
     assert "WWW-Authenticate" not in response.headers
 
 
-def assert_error(response, status: int, message: str | None = None) -> None:
+def assert_refused(response, status: int, message: str | None = None) -> None:
+    """An Error object with *status* and exactly *message*, if given, and no challenge."""
     assert_no_challenge(response)
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert isinstance(body, dict) and isinstance(body.get("error"), str), body
-    if message is not None:
-        assert body == {"error": message}
+    assert_error(response, status, exactly=message)
 
 
 # --- The matrix ----------------------------------------------------------------------------
@@ -436,7 +432,7 @@ def test_permission_matrix(
 
     if endpoint.public:
         if mode == "mono" and endpoint.multi_only:
-            assert_error(response, 404)
+            assert_refused(response, 404)
             return
         expected = ALLOWED  # no token or policy check at all
     else:
@@ -444,10 +440,11 @@ def test_permission_matrix(
 
     if expected != ALLOWED:
         status, message = expected
-        assert_error(response, status, message)
+        assert_refused(response, status, message)
         if endpoint.method != "get":  # a refused request changes nothing
             task = Task.objects.get(pk=registry_data.pk)
             assert (task.state, task.cancel_requested_by) == (TaskState.PENDING, "")
+            assert Task.objects.count() == 2, "a refused request queued a task"
         return
     assert_no_challenge(response)
     assert response.status_code == endpoint.status, response.content
@@ -458,6 +455,8 @@ def test_permission_matrix(
     elif endpoint.id == "watch":
         assert response["Content-Type"] == "application/octet-stream"
         assert b"".join(response.streaming_content) == JOURNAL
+    elif endpoint.id == "registry-file":
+        assert b"".join(response.streaming_content) == REGISTRY_FILE_CONTENT
     else:
         assert response["Content-Type"].startswith("application/json")
         check_allowed_body(endpoint, response.json(), registry_data)
@@ -474,6 +473,12 @@ def check_allowed_body(endpoint: Endpoint, body: Any, task) -> None:
         "registry-distribution": lambda: body == ["main"],
         "registry-derivative": lambda: {a["architecture"] for a in body} == {"src", "x86_64"},
         "artifact": lambda: body["artifact"] == "fatbuildr" and body["source"]["version"],
+        "artifact-delete": lambda: Task.objects.filter(
+            pk=body["task"],
+            name=TaskName.ARTIFACT_DELETION,
+            artifact="fatbuildr",
+            artifact_version=BINARY_VERSION,
+        ).exists(),
         "search": lambda: "fatbuildr" in str(body["deb"]["bookworm"]["main"]),
         "running": lambda: body is None,
         "queue": lambda: [t["id"] for t in body] == [str(task.id)],
@@ -485,6 +490,45 @@ def check_allowed_body(endpoint: Endpoint, body: Any, task) -> None:
         "instances": lambda: [i["id"] for i in body] == ["default"],
     }
     assert expected[endpoint.id](), body
+
+
+# --- Every route is in the matrix ---------------------------------------------------------
+
+
+def routes(patterns: list) -> set[tuple[str, str]]:
+    """(URL name, method) of every route of a URL configuration but the admin's, for each
+    method its view answers (HEAD and OPTIONS follow GET and the framework)."""
+    found: set[tuple[str, str]] = set()
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.app_name != "admin":
+                found |= routes(pattern.url_patterns)
+            continue
+        view = pattern.callback.view_class
+        methods = {m for m in view.http_method_names if m not in ("head", "options")}
+        found |= {(pattern.name, m) for m in methods if hasattr(view, m)}
+    return found
+
+
+def matrix_routes(mode: str) -> set[tuple[str, str]]:
+    """(URL name, method) of every endpoint of the matrix, as the URL mode resolves it."""
+    found = set()
+    for endpoint in ENDPOINTS:
+        if mode == "mono" and endpoint.multi_only:
+            continue
+        url = endpoint_url(mode, "default", endpoint).format(task=FINISHED_TASK_ID)
+        match = resolve(urlsplit(url).path, urlconf=URLCONFS[mode])
+        found.add((match.url_name, endpoint.method))
+    return found
+
+
+@pytest.mark.parametrize("mode", URLCONFS)
+def test_every_route_and_method_is_in_the_matrix(mode):
+    served = routes(get_resolver(URLCONFS[mode]).url_patterns)
+    assert ("artifact", "delete") in served and ("registry-file", "get") in served
+    assert all(name for name, _ in served), "every route has a name"
+    assert served - matrix_routes(mode) == set(), "routes without a permission matrix entry"
+    assert matrix_routes(mode) <= served
 
 
 # --- Methods and paths ---------------------------------------------------------------------
@@ -508,7 +552,7 @@ def prefix(request, settings, default_instance) -> str:
 )
 def test_wrong_method_is_405_error_object(registry_data, prefix, method, path):
     response = getattr(APIClient(), method)(f"{prefix}{path}")
-    assert_error(response, 405)
+    assert_refused(response, 405)
 
 
 @pytest.mark.parametrize("method", ["get", "put", "delete"])
@@ -516,9 +560,9 @@ def test_wrong_method_on_cancel_is_405_after_the_policy_check(
     registry_data, prefix, client_for, method
 ):
     url = f"{prefix}/tasks/{registry_data.id}/cancel"
-    assert_error(getattr(APIClient(), method)(url), *anonymous_refused(Action.CANCEL_TASK))
+    assert_refused(getattr(APIClient(), method)(url), *anonymous_refused(Action.CANCEL_TASK))
     ctx = Context(registry_data.instance, Action.CANCEL_TASK, client_for, None)
-    assert_error(getattr(fatbuildr_member(ctx), method)(url), 405)
+    assert_refused(getattr(fatbuildr_member(ctx), method)(url), 405)
     assert Task.objects.get(pk=registry_data.pk).state == TaskState.PENDING
 
 
@@ -526,9 +570,9 @@ def test_wrong_method_on_cancel_is_405_after_the_policy_check(
     "path", ["/unknown.json", "/registry/deb/bookworm/main/x86_64.json/x", "/tasks/"]
 )
 def test_unknown_path_is_404_error_object(registry_data, prefix, path):
-    assert_error(APIClient().get(f"{prefix}{path}"), 404)
+    assert_refused(APIClient().get(f"{prefix}{path}"), 404)
 
 
 def test_unknown_top_level_path_is_404_error_object(settings, db):
     use_mode(settings, "multi", "default")
-    assert_error(APIClient().get("/nope"), 404)
+    assert_refused(APIClient().get("/nope"), 404)

@@ -3,15 +3,9 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from accounts import policy
 from accounts.checks import policy_groups_exist
 
-
-@pytest.fixture(autouse=True)
-def fresh_policy_cache():
-    policy._load.cache_clear()
-    yield
-    policy._load.cache_clear()
+pytestmark = pytest.mark.usefixtures("fresh_policy_cache")
 
 
 def test_vendor_group_is_created_by_migrations(db):

@@ -1,19 +1,17 @@
-"""The history purge (compat §6.4): policy parsing, selection, removal and the command.
+"""The history purge (compat §6.4): policy parsing, selection, removal, `tasks purge` and
+the daily job.
 
 Selection tests run the pure `iter_tasks_to_purge` on unsaved tasks; removal tests
 create real rows and workspaces under a private data root.
 """
 
 import os
-import sys
-import types
 import uuid
-from datetime import UTC, datetime, timedelta
-from io import StringIO
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -27,9 +25,9 @@ from tasks.history import (
     workspace_size,
 )
 from tasks.models import Task, TaskName, TaskResult, TaskState
-from tests.factories import InstanceFactory, TaskFactory
+from tests.factories import NOW, InstanceFactory, make_task
+from tests.helpers import run_command
 
-NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 MiB = 1024**2
 
 
@@ -246,38 +244,9 @@ def test_selection_is_lazy_and_keeps_the_input_order():
 
 
 @pytest.fixture
-def data_dir(settings, tmp_path) -> Path:
-    """A private data root for the test."""
-    path = tmp_path / "data"
-    path.mkdir()
-    settings.FATBUILDR_DATA_DIR = path
-    return path
-
-
-@pytest.fixture
-def instance(db, data_dir) -> Instance:
+def purged_instance(db, data_dir) -> Instance:
+    """An instance of its own, with a private data root for its task workspaces."""
     return InstanceFactory(id="purged")
-
-
-def make_task(
-    instance: Instance,
-    *,
-    hours_ago: float,
-    state: str = TaskState.FINISHED,
-    size: int = 0,
-    workspace: bool = True,
-    **fields,
-) -> Task:
-    """A task row with an explicit submission time and, optionally, a workspace of *size* bytes."""
-    result = TaskResult.SUCCESS if state == TaskState.FINISHED else TaskResult.UNKNOWN
-    created = TaskFactory(instance=instance, state=state, result=result, **fields)
-    Task.objects.filter(pk=created.pk).update(submission=NOW - timedelta(hours=hours_ago))
-    created.refresh_from_db()
-    if workspace:
-        place = Path(created.place)
-        (place / "build").mkdir(parents=True)
-        (place / "task.journal").write_bytes(b"j" * size)
-    return created
 
 
 def remaining(instance: Instance) -> list[Task]:
@@ -288,65 +257,72 @@ def purge(instance: Instance, text: str, **options) -> history.PurgeReport:
     return purge_history(instance, parse_purge_policy(text), now=NOW, **options)
 
 
-def test_purge_removes_rows_and_workspaces_of_selected_tasks(instance):
-    tasks = [make_task(instance, hours_ago=h, size=100 * (h + 1)) for h in range(4)]
-    report = purge(instance, "last:1")
-    assert remaining(instance) == tasks[:1]
+def test_purge_removes_rows_and_workspaces_of_selected_tasks(purged_instance):
+    tasks = [
+        make_task(purged_instance, hours_ago=h, size=100 * (h + 1), workspace=True)
+        for h in range(4)
+    ]
+    report = purge(purged_instance, "last:1")
+    assert remaining(purged_instance) == tasks[:1]
     assert Path(tasks[0].place).is_dir()
     assert not any(Path(t.place).exists() for t in tasks[1:])
     assert (report.removed, report.bytes_freed) == (3, 200 + 300 + 400)
     assert report.failed == [] and report.workspaces_skipped == []
-    # The instance directory itself stays.
+    # The purged_instance directory itself stays.
     assert Path(tasks[0].place).parent.is_dir()
 
 
-def test_pending_and_running_tasks_are_never_purged(instance):
-    pending = make_task(instance, hours_ago=1000, state=TaskState.PENDING, size=10)
-    running = make_task(instance, hours_ago=2000, state=TaskState.RUNNING, size=10)
-    finished = make_task(instance, hours_ago=1, size=10)
+def test_pending_and_running_tasks_are_never_purged(purged_instance):
+    pending = make_task(
+        purged_instance, hours_ago=1000, state=TaskState.PENDING, size=10, workspace=True
+    )
+    running = make_task(
+        purged_instance, hours_ago=2000, state=TaskState.RUNNING, size=10, workspace=True
+    )
+    finished = make_task(purged_instance, hours_ago=1, size=10, workspace=True)
     for text in ("last:0", "each:0", "older:1h", "size:0MB"):
-        purge(instance, text)
-    assert set(remaining(instance)) == {pending, running}
+        purge(purged_instance, text)
+    assert set(remaining(purged_instance)) == {pending, running}
     assert Path(pending.place).is_dir() and Path(running.place).is_dir()
     assert not Path(finished.place).exists()
 
 
-def test_purge_only_touches_the_given_instance(instance):
+def test_purge_only_touches_the_given_instance(purged_instance):
     other = InstanceFactory(id="other")
-    mine = make_task(instance, hours_ago=1)
-    theirs = make_task(other, hours_ago=1)
-    report = purge(instance.id, "last:0")
+    mine = make_task(purged_instance, hours_ago=1, workspace=True)
+    theirs = make_task(other, hours_ago=1, workspace=True)
+    report = purge(purged_instance.id, "last:0")
     assert report.instance == "purged" and report.removed == 1
     assert remaining(other) == [theirs] and Path(theirs.place).is_dir()
     assert not Path(mine.place).exists()
 
 
-def test_symlinks_inside_a_workspace_are_not_followed(instance, tmp_path):
+def test_symlinks_inside_a_workspace_are_not_followed(purged_instance, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     precious = outside / "precious.txt"
     precious.write_bytes(b"x" * 5000)
-    doomed = make_task(instance, hours_ago=2, size=10)
+    doomed = make_task(purged_instance, hours_ago=2, size=10, workspace=True)
     place = Path(doomed.place)
     (place / "build" / "escape-dir").symlink_to(outside, target_is_directory=True)
     (place / "escape-file").symlink_to(precious)
-    make_task(instance, hours_ago=1)
+    make_task(purged_instance, hours_ago=1, workspace=True)
     assert workspace_size(place) == 10
-    report = purge(instance, "last:1")
+    report = purge(purged_instance, "last:1")
     assert report.bytes_freed == 10
     assert not os.path.lexists(place)
     assert precious.read_bytes() == b"x" * 5000
 
 
-def test_a_workspace_that_is_a_symlink_is_unlinked_not_followed(instance, tmp_path):
+def test_a_workspace_that_is_a_symlink_is_unlinked_not_followed(purged_instance, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "precious.txt").write_text("keep me")
-    doomed = make_task(instance, hours_ago=1, workspace=False)
+    doomed = make_task(purged_instance, hours_ago=1)
     Path(doomed.place).parent.mkdir(parents=True)
     Path(doomed.place).symlink_to(outside, target_is_directory=True)
     assert workspace_size(doomed.place) == 0
-    report = purge(instance, "last:0")
+    report = purge(purged_instance, "last:0")
     assert report.removed == 1 and report.bytes_freed == 0
     assert not os.path.lexists(doomed.place)
     assert (outside / "precious.txt").read_text() == "keep me"
@@ -363,33 +339,38 @@ def test_a_workspace_that_is_a_symlink_is_unlinked_not_followed(instance, tmp_pa
         "relative/{id}",
     ],
 )
-def test_workspaces_outside_the_instance_root_are_left_alone(instance, tmp_path, data_dir, place):
-    doomed = make_task(instance, hours_ago=1, workspace=False)
-    root = data_dir / "workspaces" / instance.id
+def test_workspaces_outside_the_instance_root_are_left_alone(
+    purged_instance, tmp_path, data_dir, place
+):
+    doomed = make_task(purged_instance, hours_ago=1)
+    root = data_dir / "workspaces" / purged_instance.id
     path = place.format(tmp=tmp_path, root=root, id=doomed.id)
     (tmp_path / "elsewhere" / str(doomed.id)).mkdir(parents=True)
     (tmp_path / "elsewhere" / str(doomed.id) / "data").write_text("keep me")
     (data_dir / "workspaces" / "other" / str(doomed.id)).mkdir(parents=True)
     root.mkdir(parents=True, exist_ok=True)
     Task.objects.filter(pk=doomed.pk).update(place=path)
-    report = purge(instance, "last:0")
+    report = purge(purged_instance, "last:0")
     # The row goes (its history entry is purged) but nothing outside the root is touched.
-    assert remaining(instance) == []
+    assert remaining(purged_instance) == []
     assert report.workspaces_skipped == [str(doomed.id)]
     assert (tmp_path / "elsewhere" / str(doomed.id) / "data").read_text() == "keep me"
     assert (data_dir / "workspaces" / "other" / str(doomed.id)).is_dir()
     assert root.is_dir()
 
 
-def test_missing_workspaces_count_zero_bytes(instance):
-    make_task(instance, hours_ago=1, workspace=False)
-    report = purge(instance, "last:0")
+def test_missing_workspaces_count_zero_bytes(purged_instance):
+    make_task(purged_instance, hours_ago=1)
+    report = purge(purged_instance, "last:0")
     assert (report.removed, report.bytes_freed) == (1, 0)
-    assert remaining(instance) == []
+    assert remaining(purged_instance) == []
 
 
-def test_a_workspace_that_cannot_be_removed_keeps_its_row(instance, monkeypatch):
-    stuck, removable = make_task(instance, hours_ago=2), make_task(instance, hours_ago=3)
+def test_a_workspace_that_cannot_be_removed_keeps_its_row(purged_instance, monkeypatch):
+    stuck, removable = (
+        make_task(purged_instance, hours_ago=2, workspace=True),
+        make_task(purged_instance, hours_ago=3, workspace=True),
+    )
     real_remove = history._remove_workspace
 
     def remove(path: Path) -> None:
@@ -399,8 +380,8 @@ def test_a_workspace_that_cannot_be_removed_keeps_its_row(instance, monkeypatch)
 
     monkeypatch.setattr(history, "_remove_workspace", remove)
     lines: list[str] = []
-    report = purge(instance, "last:0", log=lines.append)
-    assert remaining(instance) == [stuck]
+    report = purge(purged_instance, "last:0", log=lines.append)
+    assert remaining(purged_instance) == [stuck]
     assert not Path(removable.place).exists()
     assert report.failed == [str(stuck.id)] and report.removed == 1
     assert any("unable to remove workspace" in line for line in lines)
@@ -415,37 +396,37 @@ def _deletes_of_tasks(captured: CaptureQueriesContext) -> list[str]:
     ]
 
 
-def test_purge_deletes_in_batches_with_one_delete_per_batch(instance):
-    tasks = [make_task(instance, hours_ago=h, size=1) for h in range(5)]
+def test_purge_deletes_in_batches_with_one_delete_per_batch(purged_instance):
+    tasks = [make_task(purged_instance, hours_ago=h, size=1, workspace=True) for h in range(5)]
     with CaptureQueriesContext(connection) as captured:
-        report = purge(instance, "last:0", batch_size=2)
+        report = purge(purged_instance, "last:0", batch_size=2)
     assert report.removed == 5 and report.bytes_freed == 5
-    assert remaining(instance) == []
+    assert remaining(purged_instance) == []
     assert not any(Path(t.place).exists() for t in tasks)
     assert len(_deletes_of_tasks(captured)) == 3
 
 
-def test_the_number_of_queries_per_batch_does_not_grow_with_the_batch(instance):
+def test_the_number_of_queries_per_batch_does_not_grow_with_the_batch(purged_instance):
     other = InstanceFactory(id="bigger")
     for h in range(3):
-        make_task(instance, hours_ago=h, workspace=False)
+        make_task(purged_instance, hours_ago=h)
     for h in range(30):
-        make_task(other, hours_ago=h, workspace=False)
+        make_task(other, hours_ago=h)
     counts = []
-    for target, batch_size in ((instance, 3), (other, 30)):
+    for target, batch_size in ((purged_instance, 3), (other, 30)):
         with CaptureQueriesContext(connection) as captured:
             assert purge(target, "last:0", batch_size=batch_size).removed == batch_size
         counts.append(len(captured))
     assert counts[0] == counts[1], counts
 
 
-def test_dry_run_removes_nothing_and_reports_what_it_would(instance):
-    tasks = [make_task(instance, hours_ago=h, size=7) for h in range(3)]
+def test_dry_run_removes_nothing_and_reports_what_it_would(purged_instance):
+    tasks = [make_task(purged_instance, hours_ago=h, size=7, workspace=True) for h in range(3)]
     lines: list[str] = []
     with CaptureQueriesContext(connection) as captured:
-        report = purge(instance, "last:1", dry_run=True, log=lines.append)
+        report = purge(purged_instance, "last:1", dry_run=True, log=lines.append)
     assert not any(q["sql"].startswith("DELETE") for q in captured.captured_queries)
-    assert remaining(instance) == tasks
+    assert remaining(purged_instance) == tasks
     assert all(Path(t.place).is_dir() for t in tasks)
     assert (report.dry_run, report.removed, report.bytes_freed) == (True, 2, 14)
     assert sum("would remove task" in line for line in lines) == 2
@@ -453,26 +434,26 @@ def test_dry_run_removes_nothing_and_reports_what_it_would(instance):
     assert "would remove 2 task(s), 14 bytes" in report.summary()
 
 
-def test_size_policy_on_real_workspaces(instance):
-    newest = make_task(instance, hours_ago=1, size=MiB // 2)
-    boundary = make_task(instance, hours_ago=2, size=MiB // 2)
-    oldest = make_task(instance, hours_ago=3, size=1)
-    report = purge(instance, "size:1MB")
-    assert remaining(instance) == [newest]
+def test_size_policy_on_real_workspaces(purged_instance):
+    newest = make_task(purged_instance, hours_ago=1, size=MiB // 2, workspace=True)
+    boundary = make_task(purged_instance, hours_ago=2, size=MiB // 2, workspace=True)
+    oldest = make_task(purged_instance, hours_ago=3, size=1, workspace=True)
+    report = purge(purged_instance, "size:1MB")
+    assert remaining(purged_instance) == [newest]
     assert report.bytes_freed == MiB // 2 + 1
     assert not Path(boundary.place).exists() and not Path(oldest.place).exists()
 
 
-def test_purge_logs_to_the_module_logger_by_default(instance, caplog):
-    make_task(instance, hours_ago=1)
+def test_purge_logs_to_the_module_logger_by_default(purged_instance, caplog):
+    make_task(purged_instance, hours_ago=1, workspace=True)
     with caplog.at_level("INFO", logger="tasks.history"):
-        purge(instance, "last:0")
+        purge(purged_instance, "last:0")
     assert "removed 1 task(s)" in caplog.text
 
 
-def test_report_str_is_its_summary(instance):
-    make_task(instance, hours_ago=1, size=3)
-    report = purge(instance, "last:0")
+def test_report_str_is_its_summary(purged_instance):
+    make_task(purged_instance, hours_ago=1, size=3, workspace=True)
+    report = purge(purged_instance, "last:0")
     assert (
         str(report)
         == report.summary()
@@ -480,59 +461,55 @@ def test_report_str_is_its_summary(instance):
     )
 
 
-def test_batch_size_must_be_positive(instance):
+def test_batch_size_must_be_positive(purged_instance):
     with pytest.raises(ValueError, match="batch_size"):
-        purge(instance, "last:0", batch_size=0)
+        purge(purged_instance, "last:0", batch_size=0)
 
 
 # --- The command ---------------------------------------------------------------------------
 
 
-def run(*args: str, **options) -> str:
-    out = StringIO()
-    call_command("tasks", *args, stdout=out, **options)
-    return out.getvalue()
-
-
-def test_purge_command_uses_the_policy_from_settings_on_every_instance(instance, settings):
+def test_purge_command_uses_the_policy_from_settings_on_every_instance(purged_instance, settings):
     other = InstanceFactory(id="other")
     settings.FATBUILDR_TASKS_PURGE = "last:1"
     for h in range(3):
-        make_task(instance, hours_ago=h, size=10)
-        make_task(other, hours_ago=h, size=20)
-    output = run("purge")
+        make_task(purged_instance, hours_ago=h, size=10, workspace=True)
+        make_task(other, hours_ago=h, size=20, workspace=True)
+    output = run_command("tasks", "purge")
     assert "instance other (last:1): removed 2 task(s), 40 bytes" in output
     assert "instance purged (last:1): removed 2 task(s), 20 bytes" in output
-    assert len(remaining(instance)) == len(remaining(other)) == 1
+    assert len(remaining(purged_instance)) == len(remaining(other)) == 1
 
 
-def test_purge_command_on_chosen_instances_with_a_policy(instance):
+def test_purge_command_on_chosen_instances_with_a_policy(purged_instance):
     other = InstanceFactory(id="other")
     third = InstanceFactory(id="third")
-    for target in (instance, other, third):
-        make_task(target, hours_ago=1)
-    output = run("purge", "--instance", "purged", "--instance", "other", "--policy", "last:0")
+    for target in (purged_instance, other, third):
+        make_task(target, hours_ago=1, workspace=True)
+    output = run_command(
+        "tasks", "purge", "--instance", "purged", "--instance", "other", "--policy", "last:0"
+    )
     assert output.splitlines() == [
         "instance purged (last:0): removed 1 task(s), 0 bytes (0.000 MiB)",
         "instance other (last:0): removed 1 task(s), 0 bytes (0.000 MiB)",
     ]
-    assert remaining(instance) == remaining(other) == []
+    assert remaining(purged_instance) == remaining(other) == []
     assert len(remaining(third)) == 1
 
 
-def test_purge_command_dry_run_and_verbose(instance):
-    tasks = [make_task(instance, hours_ago=h, size=3) for h in range(2)]
-    output = run("purge", "--policy", "last:1", "--dry-run", verbosity=2)
+def test_purge_command_dry_run_and_verbose(purged_instance):
+    tasks = [make_task(purged_instance, hours_ago=h, size=3, workspace=True) for h in range(2)]
+    output = run_command("tasks", "purge", "--policy", "last:1", "--dry-run", verbosity=2)
     assert f"would remove task {tasks[1].id}" in output
     assert output.strip().endswith("would remove 1 task(s), 3 bytes (0.000 MiB)")
-    assert remaining(instance) == tasks
+    assert remaining(purged_instance) == tasks
 
 
-def test_purge_command_batch_size(instance):
+def test_purge_command_batch_size(purged_instance):
     for h in range(5):
-        make_task(instance, hours_ago=h)
+        make_task(purged_instance, hours_ago=h, workspace=True)
     with CaptureQueriesContext(connection) as captured:
-        run("purge", "--policy", "last:0", "--batch-size", "2")
+        run_command("tasks", "purge", "--policy", "last:0", "--batch-size", "2")
     assert len(_deletes_of_tasks(captured)) == 3
 
 
@@ -545,97 +522,15 @@ def test_purge_command_batch_size(instance):
         (("--batch-size", "0"), "--batch-size must be at least 1"),
     ],
 )
-def test_purge_command_errors(instance, args, message):
+def test_purge_command_errors(purged_instance, args, message):
     with pytest.raises(CommandError, match=message):
-        run("purge", *args)
+        run_command("tasks", "purge", *args)
 
 
-def test_purge_command_refuses_a_bad_policy_in_settings(instance, settings):
+def test_purge_command_refuses_a_bad_policy_in_settings(purged_instance, settings):
     settings.FATBUILDR_TASKS_PURGE = "forever"
     with pytest.raises(CommandError, match="invalid purge policy 'forever'"):
-        run("purge")
-
-
-def test_list_command(instance):
-    other = InstanceFactory(id="other")
-    old = make_task(instance, hours_ago=2, workspace=False)
-    pending = make_task(instance, hours_ago=1, state=TaskState.PENDING, workspace=False)
-    elsewhere = make_task(other, hours_ago=3, workspace=False)
-    lines = run("list").splitlines()
-    assert lines == [
-        "\t".join((str(t.id), t.instance_id, t.name, t.state, t.result, t.submission.isoformat()))
-        for t in (elsewhere, old, pending)
-    ]
-    assert lines[0].split("\t")[1:5] == ["other", "artifact build", "finished", "success"]
-    assert run("list", "--instance", "purged", "--state", "pending").splitlines() == lines[2:]
-    assert run("list", "--instance", "other").splitlines() == lines[:1]
-    with pytest.raises(CommandError, match="instance nope not found"):
-        run("list", "--instance", "nope")
-    with pytest.raises(CommandError, match="invalid choice"):
-        run("list", "--state", "done")
-
-
-# --- cancel --------------------------------------------------------------------------------
-
-
-def test_cancel_command_with_the_engine(instance):
-    pending = make_task(instance, hours_ago=1, state=TaskState.PENDING, workspace=False)
-    output = run("cancel", str(pending.id), "--user", "admin")
-    assert output.strip() == f"task {pending.id}: state finished, result canceled"
-    pending.refresh_from_db()
-    assert (pending.state, pending.result) == (TaskState.FINISHED, TaskResult.CANCELED)
-    with pytest.raises(CommandError, match="already finished"):
-        run("cancel", str(pending.id))
-
-
-# The command's side of the contract, against a stand-in for tasks.engine.
-
-
-class TaskNotCancellable(Exception):
-    pass
-
-
-@pytest.fixture
-def fake_engine(monkeypatch):
-    calls = []
-
-    def cancel_task(task: Task, *, by: str) -> Task:
-        calls.append((task.pk, by))
-        if task.state == TaskState.FINISHED:
-            raise TaskNotCancellable(f"task {task.id} is already finished")
-        Task.objects.filter(pk=task.pk).update(state=TaskState.FINISHED, result=TaskResult.CANCELED)
-        task.refresh_from_db()
-        return task
-
-    module = types.ModuleType("tasks.engine")
-    module.cancel_task = cancel_task
-    module.TaskNotCancellable = TaskNotCancellable
-    monkeypatch.setitem(sys.modules, "tasks.engine", module)
-    return calls
-
-
-def test_cancel_command(instance, fake_engine, monkeypatch):
-    pending = make_task(instance, hours_ago=1, state=TaskState.PENDING, workspace=False)
-    output = run("cancel", str(pending.id), "--user", "admin")
-    assert output.strip() == f"task {pending.id}: state finished, result canceled"
-    assert fake_engine == [(pending.pk, "admin")]
-
-
-def test_cancel_command_defaults_to_the_system_user(instance, fake_engine, monkeypatch):
-    monkeypatch.setattr("getpass.getuser", lambda: "operator")
-    pending = make_task(instance, hours_ago=1, state=TaskState.PENDING, workspace=False)
-    run("cancel", str(pending.id))
-    assert fake_engine == [(pending.pk, "operator")]
-
-
-def test_cancel_command_errors(instance, fake_engine):
-    finished = make_task(instance, hours_ago=1, workspace=False)
-    with pytest.raises(CommandError, match="is already finished"):
-        run("cancel", str(finished.id))
-    with pytest.raises(CommandError, match="'nope' is not a task id"):
-        run("cancel", "nope")
-    with pytest.raises(CommandError, match=f"task {uuid.UUID(int=1)} not found"):
-        run("cancel", str(uuid.UUID(int=1)))
+        run_command("tasks", "purge")
 
 
 # --- The daily job -------------------------------------------------------------------------
@@ -652,7 +547,7 @@ def test_daily_job_queues_a_history_purge_task_that_purges_with_the_setting(
     monkeypatch.setattr(engine, "enqueue_message", sent.append)
     settings.FATBUILDR_TASKS_PURGE = "last:1"
     instance = InstanceFactory(id="purged")
-    old = [make_task(instance, hours_ago=h) for h in (1, 2, 3)]
+    old = [make_task(instance, hours_ago=h, workspace=True) for h in (1, 2, 3)]
 
     purge_histories()  # What beat runs daily.
     job = Task.objects.get(instance=instance, name=TaskName.HISTORY_PURGE)
@@ -663,20 +558,3 @@ def test_daily_job_queues_a_history_purge_task_that_purges_with_the_setting(
     # The newest finished task stays (the purge itself was running, so not counted).
     assert set(remaining(instance)) == {job, old[0]}
     assert b"removed 2 task(s)" in job.journal_path.read_bytes()
-
-
-def test_watch_command_prints_the_journal_of_a_task_to_its_end(instance, capsysbinary):
-    from tasks.runner import JournalWriter
-
-    watched = TaskFactory(instance=instance, state=TaskState.FINISHED, result=TaskResult.SUCCESS)
-    with JournalWriter(watched.journal_path) as journal:
-        journal.log("Building hello")
-        journal.output(b"gcc -o hello hello.c\n")
-        journal.end(True, task_id=str(watched.pk))
-        journal.log("after the end")
-    run("watch", str(watched.pk))
-    assert capsysbinary.readouterr().out == (
-        b"Building hello\ngcc -o hello hello.c\nTask succeeded\n"
-    )
-    with pytest.raises(CommandError, match="not a task id"):
-        run("watch", "nope")

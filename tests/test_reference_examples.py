@@ -40,7 +40,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("multi_mode")]
 
 
 @pytest.fixture
-def instance() -> Instance:
+def example_instance() -> Instance:
     """The "default" instance of the examples."""
     return InstanceFactory(
         id="default",
@@ -53,7 +53,7 @@ def instance() -> Instance:
 
 
 @pytest.fixture
-def pipelines(instance: Instance) -> Instance:
+def pipelines(example_instance: Instance) -> Instance:
     """The pipelines of the formats.json example: deb bookworm and sid, osi, rpm el8, foox."""
     for fmt, name, environment in [
         ("deb", "bookworm", "bookworm"),
@@ -62,10 +62,10 @@ def pipelines(instance: Instance) -> Instance:
         ("rpm", "el8", "rocky-8"),
     ]:
         PipelineDistributionFactory(
-            instance=instance, format=fmt, name=name, environment=environment
+            instance=example_instance, format=fmt, name=name, environment=environment
         )
-    PipelineDerivativeFactory(instance=instance, name="foox", formats=["deb", "rpm"])
-    return instance
+    PipelineDerivativeFactory(instance=example_instance, name="foox", formats=["deb", "rpm"])
+    return example_instance
 
 
 def _derivative(instance: Instance, fmt: str, distribution: str, name: str) -> RegistryDerivative:
@@ -92,7 +92,7 @@ def _get(client, url: str, status: int = 200) -> Any:
 # --- Instances -----------------------------------------------------------------------------
 
 
-def test_instances_example(anonymous_client, instance):
+def test_instances_example(anonymous_client, example_instance):
     InstanceFactory(id="prod", name="Production Fatbuildr Instance")
     # The documented body ends its array with a trailing comma (not valid JSON): written
     # here as the Python literal it means.
@@ -111,7 +111,7 @@ def test_instances_example(anonymous_client, instance):
     assert _get(anonymous_client, "/instances.json") == expected
 
 
-def test_instance_example(anonymous_client, instance):
+def test_instance_example(anonymous_client, example_instance):
     InstanceFactory(id="prod", name="Production Fatbuildr Instance")
     assert _get(anonymous_client, "/default/instance.json") == {
         "id": "default",
@@ -123,17 +123,17 @@ def test_instance_example(anonymous_client, instance):
 # --- Pipelines -----------------------------------------------------------------------------
 
 
-def test_pipelines_architectures_example(anonymous_client, instance, settings):
+def test_pipelines_architectures_example(anonymous_client, example_instance, settings):
     settings.FATBUILDR_HOST_ARCHITECTURE = "x86_64"
     assert _get(anonymous_client, "/default/pipelines/architectures.json") == ["x86_64", "arm64"]
 
 
 def test_pipelines_architectures_host_first_without_duplicates(
-    anonymous_client, instance, settings
+    anonymous_client, example_instance, settings
 ):
     # compat §1.5: the host architecture always comes first, then the instance ones.
     settings.FATBUILDR_HOST_ARCHITECTURE = "x86_64"
-    Instance.objects.filter(pk=instance.pk).update(architectures=["arm64", "x86_64"])
+    Instance.objects.filter(pk=example_instance.pk).update(architectures=["arm64", "x86_64"])
     assert _get(anonymous_client, "/default/pipelines/architectures.json") == ["x86_64", "arm64"]
 
 
@@ -207,31 +207,31 @@ def test_pipelines_formats_matching_nothing_is_empty_object(anonymous_client, pi
 
 
 @pytest.fixture
-def registry(instance: Instance) -> dict[str, RegistryDerivative]:
+def example_registry(example_instance: Instance) -> dict[str, RegistryDerivative]:
     """The registry layout of the examples: deb bullseye (foox, main), rpm el8 (main)."""
     # foox created before main: the API must still list main first.
     return {
-        "deb/bullseye/foox": _derivative(instance, "deb", "bullseye", "foox"),
-        "deb/bullseye/main": _derivative(instance, "deb", "bullseye", "main"),
-        "rpm/el8/main": _derivative(instance, "rpm", "el8", "main"),
+        "deb/bullseye/foox": _derivative(example_instance, "deb", "bullseye", "foox"),
+        "deb/bullseye/main": _derivative(example_instance, "deb", "bullseye", "main"),
+        "rpm/el8/main": _derivative(example_instance, "rpm", "el8", "main"),
     }
 
 
-def test_registry_formats_example(anonymous_client, registry):
+def test_registry_formats_example(anonymous_client, example_registry):
     # The documented ["rpm","deb"] is an unsorted directory listing upstream (compat §1.5):
     # its order carries no meaning, and we answer sorted by name. Compare as sorted lists.
     assert sorted(_get(anonymous_client, "/default/registry.json")) == sorted(["rpm", "deb"])
 
 
-def test_registry_format_distributions_example(anonymous_client, registry):
+def test_registry_format_distributions_example(anonymous_client, example_registry):
     assert _get(anonymous_client, "/default/registry/rpm.json") == ["el8"]
 
 
-def test_registry_distribution_derivatives_example(anonymous_client, registry):
+def test_registry_distribution_derivatives_example(anonymous_client, example_registry):
     assert _get(anonymous_client, "/default/registry/deb/bullseye.json") == ["main", "foox"]
 
 
-def test_registry_derivative_artifacts_example(anonymous_client, registry):
+def test_registry_derivative_artifacts_example(anonymous_client, example_registry):
     expected = [
         {"architecture": "noarch", "name": "fatbuildr", "size": 580300, "version": "0.1-1.deb11"},
         {
@@ -255,10 +255,10 @@ def test_registry_derivative_artifacts_example(anonymous_client, registry):
         {"architecture": "src", "name": "fatbuildr", "size": 0, "version": "0.1-1.deb11"},
     ]
     # Published in reverse order, so the order of the answer is the API's own.
-    _publish(registry["deb/bullseye/main"], list(reversed(expected)))
+    _publish(example_registry["deb/bullseye/main"], list(reversed(expected)))
     # Another derivative's artifacts stay out.
     _publish(
-        registry["deb/bullseye/foox"],
+        example_registry["deb/bullseye/foox"],
         [{"architecture": "noarch", "name": "foox", "size": 1, "version": "1-1"}],
     )
     assert _get(anonymous_client, "/default/registry/deb/bullseye/main.json") == expected
@@ -314,10 +314,10 @@ CONTENT = [
 
 
 @pytest.fixture
-def published_fatbuildr(registry) -> dict:
+def published_fatbuildr(example_registry) -> dict:
     """fatbuildr 0.1-2.deb11 in deb bullseye main: the source, its binaries, changelogs and
     the content of fatbuildr-wrappers; plus an unrelated package beside them."""
-    main = registry["deb/bullseye/main"]
+    main = example_registry["deb/bullseye/main"]
     source = ArtifactFactory(derivative=main, **SOURCE)
     artifacts = _publish(main, list(reversed(BINARIES)), source=source)
     artifacts[("fatbuildr", "src")] = source
@@ -361,7 +361,7 @@ def test_binary_artifact_description_example(anonymous_client, published_fatbuil
     assert "binaries" not in body
 
 
-def test_search_example(anonymous_client, registry):
+def test_search_example(anonymous_client, example_registry):
     deb = [
         {"architecture": "noarch", "name": "fatbuildr", "size": 587200, "version": "0.1-1.deb11"},
         {
@@ -406,12 +406,12 @@ def test_search_example(anonymous_client, registry):
         },
         {"architecture": "src", "name": "fatbuildr", "size": 2166701, "version": "0.1-1.el8"},
     ]
-    _publish(registry["deb/bullseye/main"], list(reversed(deb)))
-    _publish(registry["rpm/el8/main"], list(reversed(rpm)))
+    _publish(example_registry["deb/bullseye/main"], list(reversed(deb)))
+    _publish(example_registry["rpm/el8/main"], list(reversed(rpm)))
     # Not matching: another name, a different case (the match is case-sensitive), and a
     # "fatbuildr" package of another instance.
     _publish(
-        registry["deb/bullseye/main"],
+        example_registry["deb/bullseye/main"],
         [
             {"architecture": "src", "name": "hello", "size": 0, "version": "2.10-1"},
             {"architecture": "noarch", "name": "Fatbuildr-doc", "size": 5, "version": "1"},
@@ -424,16 +424,16 @@ def test_search_example(anonymous_client, registry):
     assert _get(anonymous_client, "/default/search.json?artifact=fatbuildr") == expected
 
 
-def test_search_without_hit_is_empty_object(anonymous_client, registry):
+def test_search_without_hit_is_empty_object(anonymous_client, example_registry):
     _publish(
-        registry["deb/bullseye/main"],
+        example_registry["deb/bullseye/main"],
         [{"architecture": "src", "name": "hello", "size": 0, "version": "2.10-1"}],
     )
     assert _get(anonymous_client, "/default/search.json?artifact=fatbuildr") == {}
 
 
 @pytest.mark.parametrize("query", ["", "?artifact=", "?other=fatbuildr"])
-def test_search_without_artifact_is_400_error_object(anonymous_client, registry, query):
+def test_search_without_artifact_is_400_error_object(anonymous_client, example_registry, query):
     # Upstream answers an HTML 400; compat §13 asks for the Error object on JSON routes.
     body = _get(anonymous_client, f"/default/search.json{query}", 400)
     assert list(body) == ["error"]
@@ -619,18 +619,18 @@ def _task_from_example(instance: Instance, example: dict, **fields: Any) -> Task
     return task
 
 
-def test_running_example(anonymous_client, instance):
-    _task_from_example(instance, RUNNING_EXAMPLE)
+def test_running_example(anonymous_client, example_instance):
+    _task_from_example(example_instance, RUNNING_EXAMPLE)
     # Neither pending nor finished tasks are "running".
-    _task_from_example(instance, QUEUE_EXAMPLE[0])
-    TaskFactory(instance=instance, state=TaskState.FINISHED, result=TaskResult.SUCCESS)
+    _task_from_example(example_instance, QUEUE_EXAMPLE[0])
+    TaskFactory(instance=example_instance, state=TaskState.FINISHED, result=TaskResult.SUCCESS)
     expected = with_documented_deviations(RUNNING_EXAMPLE, result="unknown", author="John Doe")
     assert _get(anonymous_client, "/default/running.json") == expected
 
 
-def test_running_is_null_when_idle(anonymous_client, instance):
-    _task_from_example(instance, QUEUE_EXAMPLE[0])
-    TaskFactory(instance=instance, state=TaskState.FINISHED, result=TaskResult.SUCCESS)
+def test_running_is_null_when_idle(anonymous_client, example_instance):
+    _task_from_example(example_instance, QUEUE_EXAMPLE[0])
+    TaskFactory(instance=example_instance, state=TaskState.FINISHED, result=TaskResult.SUCCESS)
     # A running task of another instance does not count.
     TaskFactory(instance=InstanceFactory(id="prod"), state=TaskState.RUNNING)
     response = anonymous_client.get("/default/running.json")
@@ -639,12 +639,12 @@ def test_running_is_null_when_idle(anonymous_client, instance):
     assert response.content == b"null\n"
 
 
-def test_queue_example(anonymous_client, instance):
+def test_queue_example(anonymous_client, example_instance):
     # Both share one submission time, as in the example: the queue follows submission order.
     for example in QUEUE_EXAMPLE:
-        _task_from_example(instance, example)
-    _task_from_example(instance, RUNNING_EXAMPLE)  # running tasks are not queued
-    TaskFactory(instance=instance, state=TaskState.FINISHED, result=TaskResult.FAILED)
+        _task_from_example(example_instance, example)
+    _task_from_example(example_instance, RUNNING_EXAMPLE)  # running tasks are not queued
+    TaskFactory(instance=example_instance, state=TaskState.FINISHED, result=TaskResult.FAILED)
     expected = [
         with_documented_deviations(example, result="unknown", author="John Doe")
         for example in QUEUE_EXAMPLE
@@ -652,16 +652,16 @@ def test_queue_example(anonymous_client, instance):
     assert _get(anonymous_client, "/default/queue.json") == expected
 
 
-def test_queue_is_fifo(anonymous_client, instance):
+def test_queue_is_fifo(anonymous_client, example_instance):
     first, second = QUEUE_EXAMPLE
-    _task_from_example(instance, second)
-    _task_from_example(instance, {**first, "submission": second["submission"] + 10})
+    _task_from_example(example_instance, second)
+    _task_from_example(example_instance, {**first, "submission": second["submission"] + 10})
     ids = [task["id"] for task in _get(anonymous_client, "/default/queue.json")]
     assert ids == [second["id"], first["id"]]
 
 
-def test_task_example(anonymous_client, instance):
-    _task_from_example(instance, TASK_EXAMPLE, result=TaskResult.SUCCESS)
+def test_task_example(anonymous_client, example_instance):
+    _task_from_example(example_instance, TASK_EXAMPLE, result=TaskResult.SUCCESS)
     expected = with_documented_deviations(TASK_EXAMPLE, result="success", author="John Doe")
     url = "/default/tasks/c8c9935e-44c9-48de-a318-b6060c08b8c8.json"
     assert _get(anonymous_client, url) == expected
@@ -676,7 +676,7 @@ def test_task_example(anonymous_client, instance):
         "604a1348-dd3a-4082-b78d-78563c728bef",
     ],
 )
-def test_unknown_task_is_404(anonymous_client, instance, task_id):
+def test_unknown_task_is_404(anonymous_client, example_instance, task_id):
     _task_from_example(InstanceFactory(id="prod"), QUEUE_EXAMPLE[0])
     body = _get(anonymous_client, f"/default/tasks/{task_id}.json", 404)
     assert body == {"error": f"Unable to find task {task_id} on server"}
@@ -685,9 +685,9 @@ def test_unknown_task_is_404(anonymous_client, instance, task_id):
 @pytest.mark.parametrize(
     "state", [TaskState.PENDING, TaskState.RUNNING, TaskState.FINISHED], ids=str
 )
-def test_task_served_in_every_state(anonymous_client, instance, state):
+def test_task_served_in_every_state(anonymous_client, example_instance, state):
     # compat §1.5: the lookup covers pending, running and archived tasks.
-    task = TaskFactory(instance=instance, state=state, name=TaskName.ARTIFACT_BUILD)
+    task = TaskFactory(instance=example_instance, state=state, name=TaskName.ARTIFACT_BUILD)
     body = _get(anonymous_client, f"/default/tasks/{task.id}.json")
     assert (body["id"], body["state"]) == (str(task.id), state)
 
@@ -695,7 +695,7 @@ def test_task_served_in_every_state(anonymous_client, instance, state):
 # --- Keyring -------------------------------------------------------------------------------
 
 
-def test_keyring_not_available(anonymous_client, instance):
+def test_keyring_not_available(anonymous_client, example_instance):
     response = anonymous_client.get("/default/keyring.asc")
     assert response.status_code == 404
     assert response.json() == {"error": "No keyring available on this instance"}

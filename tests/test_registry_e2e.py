@@ -91,14 +91,14 @@ def rpm_files(built: BuiltRpm) -> list[Path]:
 
 
 @pytest.fixture
-def registry(transactional_db, signed_instance, data_dir) -> Path:
+def registry_root(transactional_db, signed_instance, data_dir) -> Path:
     """The signed default instance, committed so that other processes see it; its registry
     root."""
     return data_dir / "registry" / signed_instance.pk
 
 
 @pytest.fixture
-def web(registry, tmp_path) -> Iterator[WebServer]:
+def web(registry_root, tmp_path) -> Iterator[WebServer]:
     server = WebServer(tmp_path)
     yield server
     server.stop()
@@ -351,7 +351,7 @@ def stop_dnf_agents(root: Path) -> None:
 
 
 def test_apt_get_downloads_the_signed_deb_packages_and_refuses_a_tampered_index(
-    registry, web, deb_package, tmp_path
+    registry_root, web, deb_package, tmp_path
 ):
     output = import_packages("deb", "bookworm", [deb_package.changes])
     assert f"hello-fb {deb_package.version} {HOST}: published" in output
@@ -382,7 +382,7 @@ def test_apt_get_downloads_the_signed_deb_packages_and_refuses_a_tampered_index(
     assert hello.stdout == f"hello from hello-fb {deb_package.version}\n"
 
     # The index files on disk altered, signatures kept: a fresh client refuses them.
-    dists = registry / "deb" / "dists" / "bookworm"
+    dists = registry_root / "deb" / "dists" / "bookworm"
     tampered = [(dists / name, change_description) for name in ("Release", "InRelease")]
     with Tampered(*tampered):
         fresh = Apt(tmp_path / "apt-tampered", web, keyring)
@@ -398,14 +398,14 @@ def test_apt_get_downloads_the_signed_deb_packages_and_refuses_a_tampered_index(
 
 
 def test_dnf_installs_the_signed_rpm_packages_and_refuses_tampered_metadata(
-    registry, dnf_client, rpm_package, tmp_path
+    registry_root, dnf_client, rpm_package, tmp_path
 ):
     output = import_packages("rpm", "el8", rpm_files(rpm_package))
     assert f"hello-fb {rpm_package.version} {HOST}: published" in output
     assert f"hello-fb {rpm_package.version} src: published" in output
 
     # The rpms in the registry carry the instance signature (the originals carry none).
-    published = sorted((registry / "rpm" / "el8" / "main").glob("*/Packages/*.rpm"))
+    published = sorted((registry_root / "rpm" / "el8" / "main").glob("*/Packages/*.rpm"))
     assert [p.name for p in published] == sorted(p.name for p in rpm_files(rpm_package))
     for path in published:
         signature = run(["rpm", "-qp", "--qf", "%{RSAHEADER:pgpsig}", path]).stdout
@@ -421,7 +421,7 @@ def test_dnf_installs_the_signed_rpm_packages_and_refuses_tampered_metadata(
     hello = run(["sh", root / "usr" / "bin" / "hello-fb"])
     assert hello.stdout == f"hello from hello-fb {rpm_package.version}\n"
 
-    repodata = registry / "rpm" / "el8" / "main" / HOST / "repodata"
+    repodata = registry_root / "rpm" / "el8" / "main" / HOST / "repodata"
     with Tampered((repodata / "repomd.xml", lambda text: text + b"<!-- tampered -->\n")):
         fresh = dnf_client("dnf-tampered")
         refused = fresh("install", "hello-fb")
@@ -451,7 +451,7 @@ def delete_artifact(web: WebServer, token: str, path: str, version: str) -> dict
 
 
 def test_deleting_artifacts_through_the_api_removes_them_for_apt_and_dnf(
-    registry, signed_instance, web, start_worker, fatbuildr_group_member, token_for,
+    registry_root, signed_instance, web, start_worker, fatbuildr_group_member, token_for,
     dnf_client, deb_package, rpm_package, tmp_path,
 ):  # fmt: skip
     import_packages("deb", "bookworm", [deb_package.changes])
@@ -498,7 +498,7 @@ def test_deleting_artifacts_through_the_api_removes_them_for_apt_and_dnf(
     assert response.status_code in (200, 404)
     if response.status_code == 200:
         assert response.json() == [], "nothing else was in el8/main"
-    folder = registry / "rpm" / "el8" / "main"
+    folder = registry_root / "rpm" / "el8" / "main"
     assert not list(folder.glob("*/Packages/*.rpm"))
     dnf = dnf_client("dnf")
     listed = dnf("list", "--available", "hello-fb", "hello-fb-data")
@@ -542,7 +542,7 @@ def import_concurrently(fmt: str, distribution: str, files: list[Path], logs: Pa
     assert not failures, f"{len(failures)} import(s) failed, e.g.:\n{failures[0]}"
 
 
-def test_binary_deb_without_section_or_priority_is_imported(registry, many_debs, tmp_path):
+def test_binary_deb_without_section_or_priority_is_imported(registry_root, many_debs, tmp_path):
     """Debian policy makes Section and Priority of a binary package recommended, not required,
     and dpkg-deb builds such packages; reprepro refuses them unless told a section and a
     priority, so the publish service must provide them."""
@@ -566,34 +566,36 @@ def test_binary_deb_without_section_or_priority_is_imported(registry, many_debs,
 
 
 def test_publishing_one_binary_rpm_keeps_the_other_binaries_of_its_source(
-    registry, rpm_package, anonymous_client
+    registry_root, rpm_package, anonymous_client
 ):
     """Binaries of one source, same version, imported one at a time (reprepro keeps the
     others for debs): each import must keep the binaries published before."""
     import_packages("rpm", "el8", [rpm_package.binaries["hello-fb-data"]])
     import_packages("rpm", "el8", [rpm_package.binaries["hello-fb"]])
-    on_disk = {p.name for p in (registry / "rpm" / "el8" / "main" / HOST / "Packages").iterdir()}
+    on_disk = {
+        p.name for p in (registry_root / "rpm" / "el8" / "main" / HOST / "Packages").iterdir()
+    }
     listing = anonymous_client.get("/default/registry/rpm/el8/main.json").json()
     assert on_disk == {p.name for p in rpm_package.binaries.values()}, listing
     assert names_in(listing) == {("hello-fb", HOST), ("hello-fb-data", "noarch")}
 
 
 def test_concurrent_deb_imports_into_one_distribution_all_land_signed(
-    registry, web, many_debs, tmp_path
+    registry_root, web, many_debs, tmp_path
 ):
     keyring = download_keyring(web, tmp_path / "client" / "keyring.asc")
     import_concurrently("deb", "bookworm", many_debs, tmp_path / "logs")
 
     expected = {path.name.split("_")[0] for path in many_debs}
     assert len(expected) == CONCURRENT_IMPORTS
-    listing = run(["reprepro", "--basedir", registry / "deb", "list", "bookworm"])
+    listing = run(["reprepro", "--basedir", registry_root / "deb", "list", "bookworm"])
     assert listing.returncode == 0, listing.stdout
     listed = {line.split(": ", 1)[1].split()[0] for line in listing.stdout.splitlines()}
     assert listed == expected
     index = api(f"{web.url}/default/registry/deb/bookworm/main.json")
     assert names_in(index) == {(name, "noarch") for name in expected}
 
-    dists = registry / "deb" / "dists" / "bookworm"
+    dists = registry_root / "deb" / "dists" / "bookworm"
     verified = gpgv(keyring, dists / "InRelease")
     assert verified.returncode == 0, verified.stdout
     assert "Good signature" in verified.stdout
@@ -613,7 +615,7 @@ def test_concurrent_deb_imports_into_one_distribution_all_land_signed(
 
 
 def test_concurrent_rpm_imports_into_one_distribution_all_land_signed(
-    registry, web, dnf_client, many_rpms, tmp_path
+    registry_root, web, dnf_client, many_rpms, tmp_path
 ):
     keyring = download_keyring(web, tmp_path / "client" / "keyring.asc")
     import_concurrently("rpm", "el8", many_rpms, tmp_path / "logs")
@@ -621,7 +623,7 @@ def test_concurrent_rpm_imports_into_one_distribution_all_land_signed(
     files = {path.name for path in many_rpms}
     expected = {name.rsplit("-", 2)[0] for name in files}
     assert len(expected) == CONCURRENT_IMPORTS
-    folder = registry / "rpm" / "el8" / "main"
+    folder = registry_root / "rpm" / "el8" / "main"
     # noarch packages go into the folder of every pipeline architecture: the host's alone.
     assert sorted(p.name for p in folder.iterdir()) == [HOST]
     assert {p.name for p in (folder / HOST / "Packages").iterdir()} == files
@@ -667,7 +669,7 @@ def index_answers(client: APIClient) -> dict[str, Any]:
 
 
 def test_reindex_rebuilds_identical_index_answers_from_disk(
-    registry, deb_package, rpm_package, anonymous_client
+    registry_root, deb_package, rpm_package, anonymous_client
 ):
     import_packages("deb", "bookworm", [deb_package.changes])
     import_packages("deb", "bookworm", [deb_package.changes], derivative="foox")

@@ -32,7 +32,7 @@ def write(path: Path, content: bytes) -> Path:
 
 
 @pytest.fixture
-def registry(settings, tmp_path, default_instance, multi_mode) -> Path:
+def fake_registry(settings, tmp_path, default_instance, multi_mode) -> Path:
     """A fake registry of the default instance, with hostile names and symlinks."""
     data = tmp_path / "data"
     settings.FATBUILDR_DATA_DIR = data
@@ -93,8 +93,8 @@ def assert_no_secret(response) -> None:
 # --- Files ---------------------------------------------------------------------------
 
 
-def test_file_content_and_headers(anonymous_client, registry):
-    path = registry / "deb" / "dists" / "bookworm" / "InRelease"
+def test_file_content_and_headers(anonymous_client, fake_registry):
+    path = fake_registry / "deb" / "dists" / "bookworm" / "InRelease"
     response = anonymous_client.get("/default/deb/dists/bookworm/InRelease")
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == b"Origin: default\n"
@@ -121,14 +121,14 @@ def test_file_content_and_headers(anonymous_client, registry):
         ),
     ],
 )
-def test_content_type_and_never_a_content_encoding(anonymous_client, registry, url, expected):
+def test_content_type_and_never_a_content_encoding(anonymous_client, fake_registry, url, expected):
     response = anonymous_client.get(url)
     assert response.status_code == 200
     assert response["Content-Type"] == expected
     assert "Content-Encoding" not in response
 
 
-def test_gzip_files_are_sent_as_raw_bytes(anonymous_client, registry):
+def test_gzip_files_are_sent_as_raw_bytes(anonymous_client, fake_registry):
     response = anonymous_client.get("/default/rpm/bookworm/main/x86_64/repodata/abc-primary.xml.gz")
     assert gzip.decompress(b"".join(response.streaming_content)) == b"<metadata/>"
 
@@ -146,7 +146,7 @@ def test_content_type_guesses(name, expected):
     assert content_type(name) == expected
 
 
-def test_symlink_inside_the_registry_is_served(anonymous_client, registry):
+def test_symlink_inside_the_registry_is_served(anonymous_client, fake_registry):
     response = anonymous_client.get("/default/osi/bookworm/main/latest.raw")
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == IMAGE
@@ -155,7 +155,7 @@ def test_symlink_inside_the_registry_is_served(anonymous_client, registry):
     assert b"".join(response.streaming_content) == b"<repomd/>"
 
 
-def test_missing_file_and_unknown_instance(anonymous_client, registry):
+def test_missing_file_and_unknown_instance(anonymous_client, fake_registry):
     assert_not_found(anonymous_client.get("/default/deb/dists/trixie/InRelease"))
     assert_not_found(anonymous_client.get("/default/osi/bookworm/main/image_1.raw/"))
     response = anonymous_client.get("/nope/deb/dists/bookworm/InRelease")
@@ -168,7 +168,7 @@ def test_instance_without_registry(anonymous_client, settings, default_instance,
     assert_not_found(anonymous_client.get("/default/deb/"))
 
 
-def test_head_sends_the_headers_only(anonymous_client, registry):
+def test_head_sends_the_headers_only(anonymous_client, fake_registry):
     get = anonymous_client.get("/default/osi/bookworm/main/image_1.raw")
     head = anonymous_client.head("/default/osi/bookworm/main/image_1.raw")
     assert head.status_code == 200
@@ -181,13 +181,13 @@ def test_head_sends_the_headers_only(anonymous_client, registry):
 
 
 @pytest.mark.parametrize("method", ["post", "put", "patch", "delete", "options"])
-def test_other_methods_are_not_allowed(anonymous_client, registry, method):
+def test_other_methods_are_not_allowed(anonymous_client, fake_registry, method):
     response = getattr(anonymous_client, method)("/default/deb/dists/bookworm/InRelease")
     assert response.status_code == 405
     assert set(response.json()) == {"error"}
 
 
-def test_existing_routes_are_not_shadowed(anonymous_client, registry):
+def test_existing_routes_are_not_shadowed(anonymous_client, fake_registry):
     assert anonymous_client.get("/default/instance.json").json()["id"] == "default"
     response = anonymous_client.get("/default/keyring.asc")
     assert response.json() == {"error": "No keyring available on this instance"}
@@ -199,7 +199,7 @@ def test_existing_routes_are_not_shadowed(anonymous_client, registry):
 IMAGE_URL = "/default/osi/bookworm/main/image_1.raw"
 
 
-def test_if_none_match(anonymous_client, registry):
+def test_if_none_match(anonymous_client, fake_registry):
     etag = anonymous_client.get(IMAGE_URL)["ETag"]
     response = anonymous_client.get(IMAGE_URL, HTTP_IF_NONE_MATCH=etag)
     assert response.status_code == 304
@@ -210,15 +210,15 @@ def test_if_none_match(anonymous_client, registry):
     assert anonymous_client.get(IMAGE_URL, HTTP_IF_NONE_MATCH='"other"').status_code == 200
 
 
-def test_etag_changes_with_the_file(anonymous_client, registry):
+def test_etag_changes_with_the_file(anonymous_client, fake_registry):
     etag = anonymous_client.get(IMAGE_URL)["ETag"]
-    path = registry / "osi" / "bookworm" / "main" / "image_1.raw"
+    path = fake_registry / "osi" / "bookworm" / "main" / "image_1.raw"
     path.write_bytes(IMAGE + b"!")
     assert anonymous_client.get(IMAGE_URL, HTTP_IF_NONE_MATCH=etag).status_code == 200
 
 
-def test_if_modified_since(anonymous_client, registry):
-    path = registry / "osi" / "bookworm" / "main" / "image_1.raw"
+def test_if_modified_since(anonymous_client, fake_registry):
+    path = fake_registry / "osi" / "bookworm" / "main" / "image_1.raw"
     os.utime(path, (1_700_000_000, 1_700_000_000))
     response = anonymous_client.get(IMAGE_URL, HTTP_IF_MODIFIED_SINCE=http_date(1_700_000_000))
     assert response.status_code == 304
@@ -227,7 +227,7 @@ def test_if_modified_since(anonymous_client, registry):
     assert b"".join(response.streaming_content) == IMAGE
 
 
-def test_failed_precondition_is_an_error_object(anonymous_client, registry):
+def test_failed_precondition_is_an_error_object(anonymous_client, fake_registry):
     response = anonymous_client.get(IMAGE_URL, HTTP_IF_MATCH='"other"')
     assert response.status_code == 412
     assert response.json() == {"error": "Precondition failed"}
@@ -244,7 +244,7 @@ def test_failed_precondition_is_an_error_object(anonymous_client, registry):
         ("bytes=290-1000", 290, 295),
     ],
 )
-def test_single_range(anonymous_client, registry, header, first, last):
+def test_single_range(anonymous_client, fake_registry, header, first, last):
     response = anonymous_client.get(IMAGE_URL, HTTP_RANGE=header)
     assert response.status_code == 206
     assert response["Content-Range"] == f"bytes {first}-{last}/{len(IMAGE)}"
@@ -253,7 +253,7 @@ def test_single_range(anonymous_client, registry, header, first, last):
 
 
 @pytest.mark.parametrize("header", ["bytes=296-", "bytes=1000-2000", "bytes=-0"])
-def test_unsatisfiable_range(anonymous_client, registry, header):
+def test_unsatisfiable_range(anonymous_client, fake_registry, header):
     response = anonymous_client.get(IMAGE_URL, HTTP_RANGE=header)
     assert response.status_code == 416
     assert response["Content-Range"] == f"bytes */{len(IMAGE)}"
@@ -261,13 +261,13 @@ def test_unsatisfiable_range(anonymous_client, registry, header):
 
 
 @pytest.mark.parametrize("header", ["bytes=0-1,5-6", "bytes=9-2", "items=0-5", "bytes=a-b"])
-def test_other_ranges_get_the_whole_file(anonymous_client, registry, header):
+def test_other_ranges_get_the_whole_file(anonymous_client, fake_registry, header):
     response = anonymous_client.get(IMAGE_URL, HTTP_RANGE=header)
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == IMAGE
 
 
-def test_if_range(anonymous_client, registry):
+def test_if_range(anonymous_client, fake_registry):
     full = anonymous_client.get(IMAGE_URL)
     etag, last_modified = full["ETag"], full["Last-Modified"]
     for validator, expected in [
@@ -298,7 +298,7 @@ def test_parse_range():
 
 
 @pytest.mark.parametrize("url", ["/default/deb/", "/default/deb"])
-def test_format_root_listing(anonymous_client, registry, url):
+def test_format_root_listing(anonymous_client, fake_registry, url):
     response = anonymous_client.get(url)
     assert response.status_code == 200
     assert response["Content-Type"] == "text/html; charset=utf-8"
@@ -314,7 +314,7 @@ def test_format_root_listing(anonymous_client, registry, url):
     assert_no_secret(response)
 
 
-def test_listing_escapes_names(anonymous_client, registry):
+def test_listing_escapes_names(anonymous_client, fake_registry):
     response = anonymous_client.get("/default/deb/pool/main/h/hello")
     html = response.content.decode()
     assert "<script>" not in html
@@ -333,7 +333,7 @@ def test_listing_escapes_names(anonymous_client, registry):
     assert b"".join(quoted.streaming_content) == b"quote"
 
 
-def test_listing_shows_symlinks_inside(anonymous_client, registry):
+def test_listing_shows_symlinks_inside(anonymous_client, fake_registry):
     html = anonymous_client.get("/default/osi/bookworm/main/").content.decode()
     assert f"latest.raw</a></td><td>{len(IMAGE)}</td>" in html
     assert '<a href="/default/osi/bookworm/">../</a>' in html
@@ -343,7 +343,7 @@ def test_listing_shows_symlinks_inside(anonymous_client, registry):
     assert '<a href="/default/rpm/bookworm/main/aarch64/">aarch64/</a>' in html
 
 
-def test_listing_disabled(anonymous_client, registry, settings):
+def test_listing_disabled(anonymous_client, fake_registry, settings):
     settings.FATBUILDR_REGISTRY_LISTING = False
     response = anonymous_client.get("/default/deb/dists/")
     assert response.status_code == 403
@@ -389,28 +389,28 @@ def test_listing_disabled(anonymous_client, registry, settings):
         "/default/osi/../deb/conf/distributions",
     ],
 )
-def test_paths_outside_or_private_are_refused(anonymous_client, registry, url):
+def test_paths_outside_or_private_are_refused(anonymous_client, fake_registry, url):
     assert_not_found(anonymous_client.get(url))
 
 
 @pytest.mark.parametrize(
     "url", ["/default//etc/passwd", "/default/%2Fetc/passwd", "/default/deb%00"]
 )
-def test_paths_off_the_registry_route(anonymous_client, registry, url):
+def test_paths_off_the_registry_route(anonymous_client, fake_registry, url):
     response = anonymous_client.get(url)
     assert response.status_code == 404
     assert_no_secret(response)
 
 
-def test_refusals_hold_in_accel_redirect_mode(anonymous_client, registry, settings):
+def test_refusals_hold_in_accel_redirect_mode(anonymous_client, fake_registry, settings):
     settings.FATBUILDR_ACCEL_REDIRECT_PREFIX = "/_registry/"
     for url in ("/default/deb/escape", "/default/deb/conf/distributions", "/default/deb/%2e%2e/x"):
         assert_not_found(anonymous_client.get(url))
 
 
-def test_encoded_segments_reaching_the_resolver_stay_literal(registry):
+def test_encoded_segments_reaching_the_resolver_stay_literal(fake_registry):
     """A path that reaches the view still percent-encoded is one literal name, not `..`."""
-    os.mkdir(registry / "deb" / "%2e%2e")
+    os.mkdir(fake_registry / "deb" / "%2e%2e")
     with pytest.raises(served_paths.RegistryPathError):
         served_paths.open_registry_path("default", "deb/%2e%2e/%2e%2e/%2e%2e/secret.txt")
     with served_paths.open_registry_path("default", "deb/%2e%2e") as node:
@@ -430,9 +430,9 @@ def test_split_registry_path_normalizes():
     assert served_paths.split_registry_path("deb//dists/bookworm/") == ("deb", "dists", "bookworm")
 
 
-def test_open_beneath_refuses_a_symlink_swapped_in(registry):
+def test_open_beneath_refuses_a_symlink_swapped_in(fake_registry):
     """A folder replaced by a symlink after the path was checked is not followed."""
-    root = registry.resolve()
+    root = fake_registry.resolve()
     parts = served_paths.confined_real_parts(root, ("deb", "dists", "bookworm", "InRelease"))
     dists = root / "deb" / "dists"
     dists.rename(root / "deb" / "dists.old")
@@ -447,7 +447,7 @@ def test_open_beneath_refuses_a_symlink_swapped_in(registry):
 # --- X-Accel-Redirect and URL modes --------------------------------------------------
 
 
-def test_accel_redirect(anonymous_client, registry, settings):
+def test_accel_redirect(anonymous_client, fake_registry, settings):
     settings.FATBUILDR_ACCEL_REDIRECT_PREFIX = "/_registry/"
     response = anonymous_client.get(f"/default/deb/pool/main/h/hello/{HOSTILE_NAME}")
     assert response.status_code == 200
@@ -465,7 +465,7 @@ def test_accel_redirect(anonymous_client, registry, settings):
     assert b"dists/" in response.content
 
 
-def test_mono_instance_mode(anonymous_client, registry, mono_mode):
+def test_mono_instance_mode(anonymous_client, fake_registry, mono_mode):
     response = anonymous_client.get("/deb/dists/bookworm/InRelease")
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == b"Origin: default\n"
@@ -477,7 +477,7 @@ def test_mono_instance_mode(anonymous_client, registry, mono_mode):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_asgi_streams_asynchronously(registry):
+def test_asgi_streams_asynchronously(fake_registry):
     """Under ASGI the body is an async iterator: no thread holds it, nothing is read whole."""
 
     async def fetch():
@@ -490,7 +490,7 @@ def test_asgi_streams_asynchronously(registry):
     assert body == IMAGE[6:]
 
 
-def test_no_descriptor_is_leaked(anonymous_client, registry, settings):
+def test_no_descriptor_is_leaked(anonymous_client, fake_registry, settings):
     """Every answer closes the descriptor it opened, whether or not the body is read."""
 
     def open_descriptors() -> int:
