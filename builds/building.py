@@ -58,7 +58,8 @@ from registry.indexing import find_derivative
 from registry.keyrings import armored_public_key
 from registry.models import Artifact
 from registry.packages import PackageError, debian_changelog_from_tarball
-from registry.publishing import PublishError, RpmRepository, Target, rpm_file_name
+from registry.publishing import PublishError, Target
+from registry.repositories.rpm import RpmRepository, rpm_file_name
 from registry.selectors import get_pipelines
 from registry.signing import SigningError
 from registry.storage import deb_architecture, format_root
