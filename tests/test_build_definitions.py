@@ -35,11 +35,11 @@ from builds.archives import (
 from builds.definition import (
     DefinitionError,
     SourceSpec,
-    architecture_dependent,
     load_definition,
     parse_definition,
     patches,
 )
+from builds.formats import architecture_dependent
 from builds.sources import SourceError, cached_source, verify_checksums
 from builds.templates import TemplateError, render_template, render_tree
 from builds.versions import ArtifactVersion

@@ -3,6 +3,9 @@
 A new format is a module with a `Builder` subclass, added to `BUILDERS`.
 """
 
+from pathlib import Path
+
+from builds.definition import check_artifact_name
 from builds.formats.base import Builder
 from builds.formats.deb import DebBuilder
 from builds.formats.rpm import RpmBuilder
@@ -24,4 +27,12 @@ def builder_for(build: Build) -> Builder:
     return kind(build)
 
 
-__all__ = ["BUILDERS", "Builder", "FormatError", "builder_for"]
+def architecture_dependent(folder: Path, fmt: str, *, artifact: str) -> bool:
+    """Whether builds of the format produce per-architecture packages (compat §2.6 item 4);
+    a format without a builder never does."""
+    check_artifact_name(artifact)
+    kind = BUILDERS.get(fmt)
+    return kind is not None and kind.architecture_dependent(folder, artifact)
+
+
+__all__ = ["BUILDERS", "Builder", "FormatError", "architecture_dependent", "builder_for"]

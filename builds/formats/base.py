@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import ClassVar
 
+from builds.environments import BuildEnvironment
 from builds.preparation import Build
 
 
@@ -13,6 +14,19 @@ class Builder:
     to collect and publish (a deb `.changes` stands for the files it lists)."""
 
     format: ClassVar[str]
+    # Packages of the format's build roots on top of mmdebstrap's `buildd` variant.
+    root_packages: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def root_suite(cls, env: BuildEnvironment) -> str:
+        """The Debian suite the format's build root *env* is made from."""
+        raise NotImplementedError
+
+    @classmethod
+    def architecture_dependent(cls, folder: Path, artifact: str) -> bool:
+        """Whether the definition in *folder* makes per-architecture packages (compat §2.6
+        item 4)."""
+        return False
 
     def __init__(self, build: Build) -> None:
         self.build_ = build

@@ -9,12 +9,14 @@ reported, not fatal.
 import glob
 import logging
 import os
+import re
 import shlex
 import shutil
 from pathlib import Path
 
 from builds.archives import content_digest
-from builds.definition import patches
+from builds.definition import packaging_text, patches
+from builds.environments import BuildEnvironment
 from builds.formats.base import Builder
 from builds.preparation import Build, Source, copy_definition_folder, remove_path, unpack_source
 from builds.sandbox import BUILD_MOUNT, Sandbox
@@ -30,12 +32,30 @@ from tasks.runner import command_environment
 
 # Where a deb build's dependency installation sees the instance's own deb registry.
 INSTANCE_REPOSITORY = "/srv/fatbuildr/registry"
+_ARCHITECTURE_LINE = re.compile(r"^Architecture:[ \t]*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
 
 
 class DebBuilder(Builder):
     """dpkg-buildpackage in the sandbox (compat §7.5, without cowbuilder)."""
 
     format = ArtifactFormat.DEB
+    root_packages = ("debhelper", "fakeroot", "lintian")
+
+    @classmethod
+    def root_suite(cls, env: BuildEnvironment) -> str:
+        # deb environments are named after their suite.
+        return env.environment
+
+    @classmethod
+    def architecture_dependent(cls, folder: Path, artifact: str) -> bool:
+        """Some `Architecture:` line of deb/control[.j2] is not `all`."""
+        for filename in ("control", "control.j2"):
+            text = packaging_text(folder, f"deb/{filename}")
+            if text is None:
+                continue
+            if any(value != "all" for value in _ARCHITECTURE_LINE.findall(text)):
+                return True
+        return False
 
     def __init__(self, build: Build) -> None:
         super().__init__(build)

@@ -7,14 +7,18 @@ the published source rpm); rpmlint findings are reported, not fatal.
 """
 
 import logging
+import re
 import shlex
 import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from django.conf import settings
+
 from builds.archives import check_archive, single_top_folder
-from builds.definition import DefinitionError, patches
+from builds.definition import DefinitionError, packaging_text, patches
+from builds.environments import BuildEnvironment, host_suite
 from builds.formats.base import Builder
 from builds.preparation import copy_definition_folder, remove_path
 from builds.sandbox import BUILD_MOUNT
@@ -23,6 +27,8 @@ from registry.constants import SOURCE_ARCHITECTURE, ArtifactFormat
 from registry.packages import PackageError
 from registry.repositories.rpm import RpmRepository, rpm_file_name
 from tasks.runner import command_environment
+
+_NOARCH_LINE = re.compile(r"^\s*BuildArch:\s*noarch\s*$", re.IGNORECASE | re.MULTILINE)
 
 
 class RpmBuilder(Builder):
@@ -33,6 +39,17 @@ class RpmBuilder(Builder):
     """
 
     format = ArtifactFormat.RPM
+    root_packages = ("rpm", "rpmlint", "fakeroot")
+
+    @classmethod
+    def root_suite(cls, env: BuildEnvironment) -> str:
+        return settings.FATBUILDR_RPM_SUITE or host_suite()
+
+    @classmethod
+    def architecture_dependent(cls, folder: Path, artifact: str) -> bool:
+        """The spec has no `BuildArch: noarch`."""
+        text = packaging_text(folder, f"rpm/{artifact}.spec")
+        return text is None or not _NOARCH_LINE.search(text)
 
     @property
     def spec_name(self) -> str:
