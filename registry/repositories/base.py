@@ -51,6 +51,8 @@ class Repository:
     """
 
     format: ClassVar[str]
+    # Top folders of the format's registry that are the tools' state, never served.
+    private_folders: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, instance: Instance, *, run: Run) -> None:
         self.instance = instance

@@ -45,6 +45,8 @@ class DebRepository(Repository):
     """A reprepro base directory: `deb/{conf,db,dists,pool}`."""
 
     format = ArtifactFormat.DEB
+    # reprepro's configuration and database.
+    private_folders = ("conf", "db")
 
     @classmethod
     def lock_names(cls, instance_id: str, distribution: str) -> list[str]:
