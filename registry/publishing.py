@@ -19,7 +19,7 @@ everything by hand.
 """
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,22 +31,19 @@ from registry.constants import NOARCH_ARCHITECTURE, SOURCE_ARCHITECTURE
 from registry.models import Artifact, Instance, RegistryRevision
 from registry.packages import PackageError, PackageInfo
 from registry.repositories import REPOSITORIES, repository_class
+from registry.repositories.base import Log, Run, write_atomically
 from registry.repositories.base import PublishError as PublishError  # the service's error
 from registry.repositories.base import Target as Target  # and its argument
-from registry.repositories.base import write_atomically
 from registry.selectors import get_pipelines
 from registry.storage import format_root
 from tasks.advisory import session_locks
 from tasks.engine import Lock, submit
 from tasks.models import Task, TaskName
 
-Log = Callable[..., None]
-Run = Callable[..., None]
-
 
 def check_target(target: Target) -> None:
     """Refuse a target the instance pipelines do not declare."""
-    repository_class(target.format)
+    repository_class(target.format)  # refuses a format without a registry
     pipelines = get_pipelines(target.instance)
     if target.format not in pipelines.formats:
         raise PublishError(f"Format {target.format} not supported by instance pipelines")
