@@ -144,7 +144,8 @@ UNSET = (
     "FATBUILDR_KEYRING_KEY_TYPE",
 )
 
-# Journal messages of builds/building.py that open each step, in order.
+# Journal messages of the build steps (builds/preparation.py, builds/formats/) that open
+# each step, in order.
 STEPS = (
     ("prepare", "Extracting the artifact definition"),
     ("build-dep", "Installing the build dependencies"),
@@ -359,7 +360,8 @@ class ByHand:
     def __init__(self, instance: Instance, root: Path, architecture: str, work: Path) -> None:
         from django.conf import settings
 
-        from registry import publishing, signing
+        from registry import signing
+        from registry.repositories.deb import DebRepository
 
         self.root = root
         self.architecture = architecture
@@ -370,7 +372,7 @@ class ByHand:
         shutil.rmtree(work, ignore_errors=True)
         (self.registry / "conf").mkdir(parents=True)
         # The service's conf/distributions: same distributions, components and SignWith key.
-        conf = publishing.DebRepository(instance, run=None).distributions_conf()  # type: ignore[arg-type]
+        conf = DebRepository(instance, run=None).distributions_conf()  # type: ignore[arg-type]
         (self.registry / "conf" / "distributions").write_text(conf)
 
     def build(self, folder: Path, name: str, tarball: bytes, round_: int) -> Run:

@@ -81,6 +81,7 @@ from django.core.management import call_command  # noqa: E402
 from instances.services import load_instance_file  # noqa: E402
 from registry import keyrings, publishing, signing  # noqa: E402
 from registry.models import RegistryFormat  # noqa: E402
+from registry.repositories.deb import DebRepository  # noqa: E402
 from registry.storage import format_root  # noqa: E402
 from tasks.runner import CommandRunner, JournalWriter  # noqa: E402
 from tests.packages import build_deb, build_many_debs, build_many_rpms, build_rpm  # noqa: E402
@@ -165,7 +166,7 @@ class Bench:
         root = format_root(self.instance.pk, fmt)
         env = signing.gpg_environment(self.instance.pk)
         if fmt == "deb":
-            repository = publishing.DebRepository(self.instance, run=self.runner.run)
+            repository = DebRepository(self.instance, run=self.runner.run)
             repository.configure()
             base = ["reprepro", "--basedir", root, "--component", "main"]
             for start in range(0, len(packages), FILL_CHUNK):

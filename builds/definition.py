@@ -332,35 +332,18 @@ def load_definition(folder: Path, *, artifact: str) -> ArtifactDefinition:
     raise DefinitionError(f"artifact {artifact} has no artifact.yml")
 
 
-_ARCHITECTURE_LINE = re.compile(r"^Architecture:[ \t]*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
-_NOARCH_LINE = re.compile(r"^\s*BuildArch:\s*noarch\s*$", re.IGNORECASE | re.MULTILINE)
+def check_artifact_name(artifact: str) -> None:
+    """Refuse an artifact name that cannot name a file of the definition."""
+    _identifier(artifact, "artifact name")
 
 
-def _read_text(path: Path, what: str) -> str | None:
-    if not _regular_file(path, what):
+def packaging_text(folder: Path, relative: str) -> str | None:
+    """The text of a packaging file of the definition in *folder*, None when there is none;
+    a symlink is refused."""
+    path = folder / relative
+    if not _regular_file(path, relative):
         return None
     return path.read_text(encoding="utf-8", errors="replace")
-
-
-def architecture_dependent(folder: Path, fmt: str, *, artifact: str) -> bool:
-    """Whether builds of the format produce per-architecture packages (compat §2.6 item 4).
-
-    deb: some ``Architecture:`` line of deb/control[.j2] is not ``all``; rpm: the spec has
-    no ``BuildArch: noarch``; other formats never are.
-    """
-    _identifier(artifact, "artifact name")
-    if fmt == ArtifactFormat.DEB:
-        for filename in ("control", "control.j2"):
-            text = _read_text(folder / "deb" / filename, f"deb/{filename}")
-            if text is None:
-                continue
-            if any(value != "all" for value in _ARCHITECTURE_LINE.findall(text)):
-                return True
-        return False
-    if fmt == ArtifactFormat.RPM:
-        text = _read_text(folder / "rpm" / f"{artifact}.spec", f"rpm/{artifact}.spec")
-        return text is None or not _NOARCH_LINE.search(text)
-    return False
 
 
 def patches(folder: Path, main_version: str) -> list[Path]:

@@ -34,11 +34,6 @@ from tasks.runner import command_environment
 Run = Callable[..., None]
 Log = Callable[[str], None]
 
-# Packages of every root on top of mmdebstrap's `buildd` variant (build-essential).
-ROOT_PACKAGES = {
-    "deb": ("debhelper", "fakeroot", "lintian"),
-    "rpm": ("rpm", "rpmlint", "fakeroot"),
-}
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 QEMU_NAMES = {"x86_64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64", "i386": "i386"}
 
@@ -92,11 +87,16 @@ def check_environment_name(environment: str) -> None:
         raise BuildEnvironmentError(f"invalid environment name {environment!r}")
 
 
-def suite_of(env: BuildEnvironment) -> str:
-    """The Debian suite of a root: deb environments are named after their suite."""
-    if env.format == "deb":
-        return env.environment
-    return settings.FATBUILDR_RPM_SUITE or host_suite()
+def root_recipe(env: BuildEnvironment) -> tuple[str, tuple[str, ...]]:
+    """The Debian suite of a root and its packages on top of mmdebstrap's `buildd` variant
+    (build-essential): the format's builder knows them."""
+    # Imported here: the builders (builds/formats/) import this module.
+    from builds.formats import BUILDERS
+
+    kind = BUILDERS.get(env.format)
+    if kind is None:
+        raise BuildEnvironmentError(f"format {env.format} has no build environments")
+    return kind.root_suite(env), kind.root_packages
 
 
 def host_suite() -> str:
@@ -164,7 +164,7 @@ def create(env: BuildEnvironment, *, run: Run, log: Log, replace: bool = False) 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        suite, source = suite_of(env), mirror()
+        (suite, packages), source = root_recipe(env), mirror()
         log(f"Creating {env} from {source} {suite} ({deb_architecture(env.architecture)})")
         tarball = staging / "root.tar"
         run(
@@ -173,7 +173,7 @@ def create(env: BuildEnvironment, *, run: Run, log: Log, replace: bool = False) 
                 "--mode=root",
                 "--variant=buildd",
                 f"--architectures={deb_architecture(env.architecture)}",
-                f"--include={','.join(ROOT_PACKAGES[env.format])}",
+                f"--include={','.join(packages)}",
                 suite,
                 str(tarball),
                 source,

@@ -337,27 +337,3 @@ def read_rpms(paths: Iterable[Path]) -> list[PackageInfo]:
     if len(records) != len(paths):
         raise PackageError("unexpected rpm query output")
     return [_parse_rpm_record(path, record) for path, record in zip(paths, records, strict=True)]
-
-
-# --- any -------------------------------------------------------------------------------
-
-
-def read_packages(fmt: str, paths: Iterable[Path]) -> list[PackageInfo]:
-    """Every package in *paths* (a .changes stands for the packages it lists)."""
-    paths = [Path(path) for path in paths]
-    if fmt == "rpm":
-        for path in paths:
-            if not path.name.endswith(".rpm"):
-                raise PackageError(f"{path.name}: not an rpm package (.rpm, .src.rpm)")
-        return read_rpms(paths)
-    packages: list[PackageInfo] = []
-    for path in paths:
-        if path.name.endswith(".changes"):
-            packages.extend(read_packages(fmt, changes_files(path)))
-        elif path.name.endswith(".deb"):
-            packages.append(read_deb(path))
-        elif path.name.endswith(".dsc"):
-            packages.append(read_dsc(path))
-        else:
-            raise PackageError(f"{path.name}: not a Debian package (.changes, .deb, .dsc)")
-    return packages

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fatbuildr_site.errors import NotFoundError
-from registry.storage import DEB_PRIVATE_FOLDERS, instance_registry_root
+from registry.repositories import REPOSITORIES
+from registry.storage import instance_registry_root
 
 # The top folders of an instance registry that are served (compat §8).
 SERVED_FORMATS = ("deb", "rpm", "osi")
@@ -61,7 +62,9 @@ def is_servable(parts: Iterable[str]) -> bool:
         # whatever reads the path next.
         if not part or part.startswith(".") or "\x00" in part or "\\" in part or "/" in part:
             return False
-    return not (parts[0] == "deb" and len(parts) > 1 and parts[1] in DEB_PRIVATE_FOLDERS)
+    kind = REPOSITORIES.get(parts[0])
+    private = kind.private_folders if kind else ()
+    return not (len(parts) > 1 and parts[1] in private)
 
 
 def split_registry_path(path: str) -> tuple[str, ...]:

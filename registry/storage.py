@@ -27,9 +27,6 @@ FATBUILDR_ARCHITECTURES = {deb: ours for ours, deb in DEB_ARCHITECTURES.items()}
 # The rpm repository folder of source packages.
 RPM_SOURCE_FOLDER = "source"
 
-# reprepro's private state: never served.
-DEB_PRIVATE_FOLDERS = ("conf", "db")
-
 
 def registries_root() -> Path:
     return Path(settings.FATBUILDR_DATA_DIR) / "registry"

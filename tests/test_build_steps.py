@@ -1,6 +1,7 @@
 """The worker-side steps of a build that handle what the build's own code could have written
-(builds/building.py): results are taken out of the build folder without following links,
-definition folders with links are refused, sources unpack below their top folder."""
+(builds/preparation.py, builds/outputs.py): results are taken out of the build folder without
+following links, definition folders with links are refused, sources unpack below their top
+folder."""
 
 import io
 import tarfile
@@ -12,14 +13,9 @@ import pytest
 from django.db import connection
 
 from builds.archives import content_digest
-from builds.building import (
-    Source,
-    TemplateVersion,
-    collect_outputs,
-    copy_definition_folder,
-    unpack_source,
-)
 from builds.definition import DefinitionError
+from builds.outputs import collect_outputs
+from builds.preparation import Source, TemplateVersion, copy_definition_folder, unpack_source
 from builds.versions import ArtifactVersion
 from registry import publishing
 from registry.publishing import PublishError

@@ -7,11 +7,11 @@ import pytest
 from builds.definition import (
     DefinitionError,
     SourceSpec,
-    architecture_dependent,
     load_definition,
     parse_definition,
     patches,
 )
+from builds.formats import architecture_dependent
 
 SHA256 = "31e066137a962676e89f69d1b65382de95a7ef7d914b8cb956f41ea72e0f516b"
 SHA1 = "f7bebf6f9c62a2295e889f66e05ce9bfaed9ace3"

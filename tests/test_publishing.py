@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from registry import indexing, publishing
 from registry.models import Artifact, RegistryFormat
 from registry.publishing import PublishError, Target
+from registry.repositories.deb import DebRepository
 from registry.storage import format_root
 from tasks import engine
 from tasks.models import Task, TaskLock, TaskName, TaskResult
@@ -298,7 +299,7 @@ def test_deleting_a_deb_binary_and_then_its_source(signed_instance, debs, tools)
     assert publishing.delete(target, "hello-fb-data", "noarch", "1.0-2", **tools) == [
         ("hello-fb-data", "noarch")
     ]
-    repository = publishing.DebRepository(signed_instance, run=tools["run"])
+    repository = DebRepository(signed_instance, run=tools["run"])
     assert {(i.name, i.architecture) for i in repository.listing("bookworm")} == {
         ("hello-fb", "x86_64"),
         ("hello-fb", "src"),

@@ -7,6 +7,7 @@ import threading
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from builds.environments import BuildEnvironmentError, check_architecture
+from builds.formats import BUILDERS
 from builds.services import queue_environment_task
 from instances.selectors import get_instance, get_pipelines
 from tasks import engine
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         for name, task_name in SUBCOMMANDS.items():
             sub = subcommands.add_parser(name, help=f"Run an `{task_name}` task.")
             sub.add_argument("--instance", required=True)
-            sub.add_argument("--format", required=True, choices=["deb", "rpm"])
+            sub.add_argument("--format", required=True, choices=sorted(map(str, BUILDERS)))
             sub.add_argument("--environment", required=True)
             sub.add_argument("--architecture", required=True)
             sub.add_argument(

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from instances.models import Instance
 from instances.selectors import get_instance
 from registry.publishing import PublishError, Target, publish, reindex
+from registry.repositories import REPOSITORIES
 from registry.signing import SigningError
 from tasks.runner import CommandError as ToolError
 from tasks.runner import CommandRunner, ConsoleOutput
@@ -22,7 +23,7 @@ class Command(BaseCommand):
             help="Publish package files (.changes with its files, .deb, .dsc, .rpm, .src.rpm).",
         )
         imports.add_argument("--instance", required=True, help="Instance id.")
-        imports.add_argument("--format", required=True, choices=["deb", "rpm"])
+        imports.add_argument("--format", required=True, choices=sorted(map(str, REPOSITORIES)))
         imports.add_argument("--distribution", required=True)
         imports.add_argument("--derivative", default="main")
         imports.add_argument("files", nargs="+", type=Path, metavar="FILE")
