@@ -202,3 +202,9 @@ def temporary_handler() -> Iterator[Callable[..., None]]:
     yield register
     for name in names:
         engine._handlers.pop(name, None)
+
+
+@pytest.fixture
+def builder(default_instance, data_dir, client_for, fatbuildr_group_member, sent) -> APIClient:
+    """A member of group fatbuildr: the vendor policy lets it build."""
+    return client_for(default_instance, fatbuildr_group_member.username)
