@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "registry",
     "tasks",
     "builds",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -85,7 +86,8 @@ ROOT_URLCONF = "fatbuildr_site.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Site templates (upstream `[web] templates`) are searched before the project's.
+        "DIRS": env_list("FATBUILDR_TEMPLATES_DIRS", []),
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

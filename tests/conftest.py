@@ -20,6 +20,9 @@ from tasks import engine
 from tests.factories import InstanceFactory
 from tests.workers import Worker, forget_test_queues, purge_test_queues
 
+# The browser fixtures (headless Chromium), for every test module.
+pytest_plugins = ["tests.browser"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

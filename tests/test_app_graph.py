@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-APPS = ("accounts", "builds", "instances", "registry", "tasks", "fatbuildr_site")
+APPS = ("accounts", "builds", "instances", "registry", "tasks", "web", "fatbuildr_site")
 # The modules of the project package that wire the apps together.
 SITE_ROOT = "fatbuildr_site.root"
 ROOT_MODULES = {"settings", "urls", "celery", "wsgi", "asgi", "serving", "__init__"}

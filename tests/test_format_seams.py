@@ -8,7 +8,7 @@ from builds.formats import BUILDERS
 from registry.repositories import REPOSITORIES
 from tests.conftest import REPO_ROOT
 
-APPS = ("accounts", "builds", "fatbuildr_site", "instances", "registry", "tasks")
+APPS = ("accounts", "builds", "fatbuildr_site", "instances", "registry", "tasks", "web")
 # Where a format may be named in a comparison: the format modules themselves.
 FORMAT_MODULES = (Path("builds/formats"), Path("registry/repositories"))
 FORMAT_NAMES = {"deb", "rpm", "osi", "DEB", "RPM", "OSI"}
