@@ -10,9 +10,10 @@ import asyncio
 import enum
 import io
 import logging
+import os
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -77,8 +78,9 @@ class JournalFollower:
     streams below; the file is opened once it exists.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, start: int = 0) -> None:
         self.path = path
+        self.start = start
         self.ended = False
         self._handle: BinaryIO | None = None
         self._last_sent = time.monotonic()
@@ -89,6 +91,7 @@ class JournalFollower:
             if not self.path.exists():
                 return []
             self._handle = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+            self._handle.seek(self.start)
         frames = []
         for command, payload, raw in read_frames(self._handle):
             frames.append(raw)
@@ -117,15 +120,18 @@ def follow_journal(
     poll_interval: float = 0.1,
     keepalive_interval: float = 10.0,
     sleep: Callable[[float], None] = time.sleep,
+    start: int = 0,
+    keepalive: bytes = KEEPALIVE_FRAME,
 ) -> Iterator[bytes]:
-    """Stream a journal from its start until its end frame.
+    """Stream a journal from *start* (a frame boundary) until its end frame.
 
     While the task runs, new frames are picked up by polling the file (which
     works the same on a shared filesystem read by many web hosts), with a
     keep-alive frame after each `keepalive_interval` of silence. Once the
     task is finished, what remains in the file is sent and the stream ends.
+    *keepalive* is what is yielded on silence (the SSE stream passes b"").
     """
-    follower = JournalFollower(path)
+    follower = JournalFollower(path, start)
     try:
         while not follower.ended:
             frames = follower.read()
@@ -137,7 +143,7 @@ def follow_journal(
                 yield from follower.read()
                 return
             if follower.keepalive_due(keepalive_interval):
-                yield KEEPALIVE_FRAME
+                yield keepalive
             sleep(poll_interval)
     finally:
         follower.close()
@@ -149,9 +155,11 @@ async def afollow_journal(
     is_finished: Callable[[], Awaitable[bool]],
     poll_interval: float = 0.1,
     keepalive_interval: float = 10.0,
+    start: int = 0,
+    keepalive: bytes = KEEPALIVE_FRAME,
 ) -> AsyncIterator[bytes]:
     """`follow_journal` for ASGI servers: a watcher costs a coroutine, not a thread."""
-    follower = JournalFollower(path)
+    follower = JournalFollower(path, start)
     try:
         while not follower.ended:
             frames = follower.read()
@@ -164,10 +172,46 @@ async def afollow_journal(
                     yield frame
                 return
             if follower.keepalive_due(keepalive_interval):
-                yield KEEPALIVE_FRAME
+                yield keepalive
             await asyncio.sleep(poll_interval)
     finally:
         follower.close()
+
+
+def is_frame_boundary(path: Path, offset: int) -> bool:
+    """Whether *offset* is where a whole frame of the journal starts (or its current end):
+    the only places a stream may resume from."""
+    if offset < 0:
+        return False
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return offset == 0
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if offset > size:
+            return False
+        position = 0
+        while position < offset:
+            handle.seek(position)
+            header = handle.read(HEADER.size)
+            if len(header) < HEADER.size:
+                return False
+            _, length = HEADER.unpack(header)
+            position += HEADER.size + length
+        return position == offset and position <= size
+
+
+def journal_lines(frames: Iterable[tuple[int, bytes]]) -> Iterator[tuple[str, str, str]]:
+    """(kind, level, text) for the frames people read: ("log", level name, message) for LOG
+    frames, ("output", "", text) for command output; the other frames are skipped."""
+    for command, payload in frames:
+        if command == Command.LOG:
+            levelno, _, message = payload.decode("utf-8", "replace").partition(":")
+            level = logging.getLevelName(int(levelno)) if levelno.isdigit() else levelno
+            yield "log", str(level), message
+        elif command == Command.BYTES:
+            yield "output", "", payload.decode("utf-8", "replace")
 
 
 def print_journal(path: Path, out: BinaryIO, *, is_finished: Callable[[], bool]) -> None:

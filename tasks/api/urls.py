@@ -14,4 +14,7 @@ instance_urlpatterns = [
         r"^tasks/(?P<task_id>[^/]+)/cancel$", views.CancelTaskView.as_view(), name="task-cancel"
     ),
     re_path(r"^watch/(?P<task_id>[^/]+)\.journal$", views.WatchJournalView.as_view(), name="watch"),
+    re_path(
+        r"^watch/(?P<task_id>[^/]+)\.events$", views.WatchEventsView.as_view(), name="watch-events"
+    ),
 ]
