@@ -8,6 +8,7 @@ from builds.api import urls as build_urls
 from registry.api import urls as registry_urls
 from registry.api import views as registry_views
 from tasks.api import urls as task_urls
+from web import watch as web_watch
 
 handler400 = "fatbuildr_site.exceptions.bad_request"
 handler403 = "fatbuildr_site.exceptions.forbidden"
@@ -22,6 +23,7 @@ def build_urlpatterns(mono_instance: bool) -> list[URLPattern | URLResolver]:
         build_urls.instance_urlpatterns
         + registry_urls.instance_urlpatterns
         + task_urls.instance_urlpatterns
+        + web_watch.instance_urlpatterns
     )
     patterns: list[URLPattern | URLResolver] = [
         path("admin/", admin.site.urls),
