@@ -6,6 +6,9 @@ test's own output folder (pytest's tmp_path, outside the repository), for a pers
 at when a test fails or a page changes.
 """
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -57,3 +60,22 @@ def screenshot(browser: webdriver.Chrome, tmp_path: Path) -> Callable[[str], Pat
         return path
 
     return take
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The static files collected as scripts/setup does, for a scripts/serve of the tests to
+    serve (WebServer env `DJANGO_STATIC_ROOT`): pages without their CSS and JS are not tested."""
+    root = tmp_path_factory.mktemp("static")
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={
+            "DJANGO_SECRET_KEY": "collectstatic-only",
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "fatbuildr_site.settings",
+            "DJANGO_STATIC_ROOT": str(root),
+        },
+        check=True,
+    )
+    return root

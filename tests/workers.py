@@ -162,7 +162,9 @@ def journal_text(task: Task) -> str:
 
 
 class WebServer:
-    """The production web server (scripts/serve) on a free local port.
+    """The production web server (scripts/serve) on a free local port (or *port*: a server
+    started again where a stopped one was). *static_root*: the collected static files it serves
+    (the `static_root` fixture of tests/browser.py).
 
     By default against the test database and data root; *env* (the benchmarks)
     gives the whole environment instead. *prefix* is a command that runs scripts/serve
@@ -177,10 +179,14 @@ class WebServer:
         env: dict[str, str] | None = None,
         timeout: float = 30,
         prefix: Sequence[str] = (),
+        port: int | None = None,
+        static_root: Path | None = None,
     ) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        if port is None:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_dir / f"web-{port}.log"
         if env is None:
@@ -189,13 +195,15 @@ class WebServer:
                 DATABASE_URL=test_database_url(),
                 FATBUILDR_DATA_DIR=str(settings.FATBUILDR_DATA_DIR),
             )
+        if static_root is not None:
+            env = dict(env, DJANGO_STATIC_ROOT=str(static_root))
         env = dict(
             env,
             DJANGO_SETTINGS_MODULE="fatbuildr_site.settings",
             FATBUILDR_BIND=f"127.0.0.1:{port}",
             FATBUILDR_WEB_WORKERS=str(workers),
         )
-        with open(self.log_path, "wb") as log:
+        with open(self.log_path, "ab") as log:  # a restarted server logs after the first
             self.process = subprocess.Popen(
                 [*prefix, str(REPO_ROOT / "scripts" / "serve")], cwd=REPO_ROOT, env=env, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
@@ -214,6 +222,12 @@ class WebServer:
         except (requests.ConnectionError, requests.Timeout):
             # Not listening yet, or a first answer slower than the probe on a busy host.
             return False
+
+    def kill(self) -> None:
+        """Kill the server at once, open streams and all (a crash, or an impatient restart)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
