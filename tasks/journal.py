@@ -214,6 +214,28 @@ def journal_lines(frames: Iterable[tuple[int, bytes]]) -> Iterator[tuple[str, st
             yield "output", "", payload.decode("utf-8", "replace")
 
 
+def journal_so_far(path: Path) -> tuple[list[dict], int, str]:
+    """The journal's lines up to its last whole frame (consecutive output merged into one
+    block), the offset after that frame, and the end frame's message if it came."""
+    lines: list[dict] = []
+    end_message = ""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return lines, 0, end_message
+    with handle:
+        for command, payload, _ in read_frames(handle):
+            for kind, level, text in journal_lines([(command, payload)]):
+                if kind == "output" and lines and lines[-1]["kind"] == "output":
+                    lines[-1]["text"] += text
+                else:
+                    lines.append({"kind": kind, "level": level, "text": text})
+            if is_end_frame(command, payload):
+                end_message = payload.decode("utf-8", "replace").partition(":")[2]
+                break
+        return lines, handle.tell(), end_message
+
+
 def print_journal(path: Path, out: BinaryIO, *, is_finished: Callable[[], bool]) -> None:
     """Write a journal for a terminal, following it to its end: log lines as text (after
     their level), command output as it came."""

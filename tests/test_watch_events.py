@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tasks.api import events as events_module
 from tasks.api.events import EventEncoder
 from tasks.journal import Command, encode_frame, is_frame_boundary, log_frame
 from tasks.models import Task, TaskResult, TaskState
@@ -166,7 +167,9 @@ def test_frames_not_shown_still_advance_the_id():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_follow_a_running_task_with_heartbeats(anonymous_client, default_instance, settings):
+def test_events_follow_a_running_task_with_heartbeats(
+    anonymous_client, default_instance, monkeypatch
+):
     task = TaskFactory(instance=default_instance, state=TaskState.RUNNING)
     task.journal_path.parent.mkdir(parents=True, exist_ok=True)
     task.journal_path.write_bytes(LINE1)
@@ -182,19 +185,18 @@ def test_events_follow_a_running_task_with_heartbeats(anonymous_client, default_
             state=TaskState.FINISHED, result=TaskResult.SUCCESS, finished_at=datetime.now(UTC)
         )
 
-    from tasks.api import events as events_module
-
+    original = events_module.events_response
+    monkeypatch.setattr(
+        events_module,
+        "events_response",
+        lambda request, task, start: original(request, task, start, keepalive_interval=0.15),
+    )
     writer = threading.Thread(target=run_task)
     writer.start()
-    original = events_module.events_response
     try:
-        events_module.events_response = lambda request, task, start: original(
-            request, task, start, keepalive_interval=0.15
-        )
         response = anonymous_client.get(f"/default/watch/{task.id}.events")
         events = parse_events(b"".join(response.streaming_content))
     finally:
-        events_module.events_response = original
         writer.join()
     assert [e["id"] for e in frames_of(events)] == [str(offset) for offset in OFFSETS]
     assert {"comment": "keep-alive"} in events

@@ -70,3 +70,13 @@ def test_watch_page_unknown_task_is_404(anonymous_client, default_instance):
         "/default/watch/c8c9935e-44c9-48de-a318-b6060c08b8c8.html", HTTP_ACCEPT="text/html"
     )
     assert response.status_code == 404
+
+
+def test_mono_instance_paths(anonymous_client, mono_mode):
+    task = task_with(mono_mode, LINE1 + END, state=TaskState.FINISHED, result=TaskResult.FAILED)
+    page = anonymous_client.get(f"/watch/{task.id}.html").content.decode()
+    assert f'data-events-url="/watch/{task.id}.events"' in page
+    response = anonymous_client.get(f"/watch/{task.id}.events")
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content)
+    assert b"event: end" in body and b"Running build" in body

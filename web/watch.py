@@ -12,30 +12,8 @@ from django.urls import re_path
 from rest_framework.request import Request
 
 from tasks.api.views import SingleTaskView
-from tasks.journal import is_end_frame, journal_lines, read_frames
-from tasks.models import Task, TaskState
-
-
-def journal_so_far(task: Task) -> tuple[list[dict], int, str]:
-    """The journal's lines up to its last whole frame (consecutive output merged into one
-    block), the offset after that frame, and the end frame's message if it came."""
-    lines: list[dict] = []
-    end_message = ""
-    try:
-        handle = open(task.journal_path, "rb")  # noqa: SIM115 - closed below
-    except OSError:
-        return lines, 0, end_message
-    with handle:
-        for command, payload, _ in read_frames(handle):
-            for kind, level, text in journal_lines([(command, payload)]):
-                if kind == "output" and lines and lines[-1]["kind"] == "output":
-                    lines[-1]["text"] += text
-                else:
-                    lines.append({"kind": kind, "level": level, "text": text})
-            if is_end_frame(command, payload):
-                end_message = payload.decode("utf-8", "replace").partition(":")[2]
-                break
-        return lines, handle.tell(), end_message
+from tasks.journal import journal_so_far
+from tasks.models import TaskState
 
 
 class WatchPageView(SingleTaskView):
@@ -47,7 +25,7 @@ class WatchPageView(SingleTaskView):
 
     def get(self, request: Request, *, task_id: str, **kwargs) -> HttpResponse:
         task = self.get_task(task_id)
-        lines, offset, end_message = journal_so_far(task)
+        lines, offset, end_message = journal_so_far(task.journal_path)
         finished = task.state == TaskState.FINISHED
         if finished and not end_message:
             end_message = "Task succeeded" if task.result == "success" else "Task failed"
