@@ -68,6 +68,9 @@ def test_watch_page_follows_a_task_and_resumes_after_a_restart(
         assert len(messages) == len(set(messages)), messages
         assert messages[-1] == "Task succeeded"
         assert browser.find_element(By.ID, "task-state").text == "finished (success)"
+        # The page did reconnect to the new server (both log to the same file).
+        log = web.log_path.read_text()
+        assert log.count(f"/default/watch/{task.pk}.events") == 2, log
     finally:
         web.stop()
     assert wait_finished(task).result == TaskResult.SUCCESS
@@ -87,5 +90,8 @@ def test_watch_page_of_a_finished_task_without_javascript(
         screenshot("watch-finished-no-js")
         assert output_lines(browser) == ["one", "two"]
         assert final_state(browser) == "Task succeeded"
+        browser.set_window_size(390, 844)  # a phone: no sideways scrolling of the page
+        screenshot("watch-finished-phone")
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
     finally:
         web.stop()
