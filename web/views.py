@@ -17,6 +17,7 @@ from django.shortcuts import render
 from rest_framework import exceptions
 from rest_framework.renderers import TemplateHTMLRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.constants import Action
@@ -32,30 +33,26 @@ LAST_FINISHED_TASKS = 10
 HISTORY_PER_PAGE = 50
 
 
-def render_error(request: Any, message: str, status: int) -> HttpResponse:
-    """The HTML error page, as upstream's `error.html.j2`."""
-    return render(
-        request,
-        "web/error.html",
-        {"message": message, "status": status, "version": settings.FATBUILDR_VERSION},
-        status=status,
-    )
-
-
-class PageMixin:
-    """Turns the errors of a DRF view (policy refusals, unknown objects) into HTML pages."""
+class PageView(APIView):
+    """A page: the errors of the view (policy refusals, unknown objects) become HTML pages."""
 
     renderer_classes = [TemplateHTMLRenderer]
 
-    def handle_exception(self, exc: Exception) -> HttpResponse:
+    def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, Http404):
             exc = exceptions.NotFound(str(exc) or "Page not found")
-        # The project's handler gives the status and the message of the Error object.
-        response = super().handle_exception(exc)  # type: ignore[misc]
-        return render_error(self.request, response.data["error"], response.status_code)  # type: ignore[attr-defined]
+        # The project's handler gives the status and the message of the Error object; a new
+        # Response (not flagged as an exception) is rendered with the error template.
+        error = super().handle_exception(exc)
+        context = {
+            "message": error.data["error"],
+            "status": error.status_code,
+            "version": settings.FATBUILDR_VERSION,
+        }
+        return Response(context, status=error.status_code, template_name="web/error.html")
 
 
-class InstancesPage(PageMixin, APIView):
+class InstancesPage(PageView):
     """`GET /` (multi-instance mode): the instances, public as `instances.json`."""
 
     authentication_classes: list = []
@@ -80,7 +77,7 @@ class IndexRedirect(APIView):
         return HttpResponseRedirect("/registry/")
 
 
-class InstancePage(PageMixin, InstanceAPIView):
+class InstancePage(PageView, InstanceAPIView):
     """A page of one instance; `base` is the URL prefix of its routes."""
 
     permission_actions = {"GET": Action.VIEW_REGISTRY}
