@@ -72,3 +72,15 @@ def test_search(published, live_server, browser, screenshot):
     browser.get(live_server.url + "/default/registry/nope/")
     assert "Error: Format nope not supported by registries (404)" in browser.page_source
     screenshot("error")
+
+
+def test_registry_folder_listing(published, data_dir, live_server, browser, screenshot):
+    release = data_dir / "registry" / "default" / "deb" / "dists" / "bookworm" / "Release"
+    release.parent.mkdir(parents=True)
+    release.write_bytes(b"Origin: Default Fatbuildr Instance\n" * 100)
+    browser.get(live_server.url + "/default/deb/dists/bookworm/")
+    assert browser.title.startswith("Index of /default/deb/dists/bookworm/")
+    assert "3.4\xa0KB" in browser.find_element(By.TAG_NAME, "tbody").text
+    screenshot("listing")
+    click(browser, "../")
+    WebDriverWait(browser, 10).until(expected_conditions.title_contains("Index of /default/deb/"))
