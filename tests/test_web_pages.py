@@ -318,3 +318,9 @@ def test_task_page_queries_do_not_grow(multi_mode, db, tmp_path, client, url_for
     client.get(url_for(small))
     counts = [_queries(client, url_for(d)) for d in (small, large)]
     assert counts[0] == counts[1], counts
+
+
+def test_a_page_asked_for_json_is_still_html(multi_mode, seeded, client):
+    html(client.get("/default/registry/", HTTP_ACCEPT="application/json"))
+    body = html(client.get("/default/registry/nope/", HTTP_ACCEPT="application/json"), 404)
+    assert "Error: Format nope not supported by registries (404)" in body

@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from rest_framework import exceptions
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import TemplateHTMLRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,10 +34,23 @@ LAST_FINISHED_TASKS = 10
 HISTORY_PER_PAGE = 50
 
 
+class HTMLOnly(BaseContentNegotiation):
+    """A page is HTML whatever the Accept header says (its JSON twin is another URL)."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(
+        self, request: Request, renderers: Any, format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        return (renderers[0], renderers[0].media_type)
+
+
 class PageView(APIView):
     """A page: the errors of the view (policy refusals, unknown objects) become HTML pages."""
 
     renderer_classes = [TemplateHTMLRenderer]
+    content_negotiation_class = HTMLOnly
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, Http404):
