@@ -218,3 +218,41 @@ def search_artifacts(instance: Instance, term: str) -> dict[str, dict[str, dict[
     for (fmt, dist, deriv), artifacts in grouped.items():
         result.setdefault(fmt, {}).setdefault(dist, {})[deriv] = _artifact_dicts(artifacts)
     return result
+
+
+def registry_tree(instance: Instance) -> dict[str, dict[str, list[str]]]:
+    """Every format, distribution and derivative of the instance registries, in one query:
+    `{format: {distribution: [derivative, ...]}}`, derivatives main first."""
+    rows = (
+        RegistryDerivative.objects.filter(distribution__format__instance=instance)
+        .order_by("distribution__format__name", "distribution__name", "name")
+        .values_list("distribution__format__name", "distribution__name", "name")
+    )
+    tree: dict[str, dict[str, list[str]]] = {}
+    for fmt, dist, deriv in rows:
+        tree.setdefault(fmt, {}).setdefault(dist, []).append(deriv)
+    for distributions in tree.values():
+        for derivatives in distributions.values():
+            derivatives.sort(key=lambda name: (name != "main", name))
+    return tree
+
+
+def derivative_artifacts_page(
+    instance: Instance,
+    fmt: str,
+    distribution: str,
+    derivative: str,
+    *,
+    name: str = "",
+    architecture: str = "",
+) -> tuple[QuerySet, list[str]]:
+    """Artifacts of a derivative as a lazy `values_list` of ARTIFACT_FIELDS rows, filtered by
+    a name substring and an architecture (for a page to slice), and the architectures present."""
+    deriv = _derivative(instance, fmt, distribution, derivative)
+    queryset = Artifact.objects.filter(derivative=deriv)
+    architectures = sorted(queryset.order_by().values_list("architecture", flat=True).distinct())
+    if name:
+        queryset = queryset.filter(name__contains=name)
+    if architecture:
+        queryset = queryset.filter(architecture=architecture)
+    return _ordered(queryset).values_list(*ARTIFACT_FIELDS), architectures

@@ -20,6 +20,16 @@ def running_task(instance: Instance) -> Task | None:
     )
 
 
+def running_tasks(instance: Instance) -> list[Task]:
+    """Every running task of the instance (several workers may run tasks at once), oldest
+    first."""
+    return list(
+        Task.objects.filter(instance=instance, state=TaskState.RUNNING).order_by(
+            "started_at", "queue_order"
+        )
+    )
+
+
 def pending_tasks(instance: Instance) -> list[Task]:
     """Pending tasks in submission (FIFO) order."""
     return list(

@@ -6,6 +6,7 @@ a 403 Error object (never a 401, never a WWW-Authenticate challenge).
 """
 
 import base64
+import html
 import json
 import time
 from collections.abc import Callable
@@ -64,6 +65,7 @@ class Endpoint:
     error: str | None = None  # expected Error object when the allowed answer is not a 200
     public: bool = False
     multi_only: bool = False
+    page: str | None = None  # an HTML page: a text its allowed answer shows
 
 
 ENDPOINTS = [
@@ -106,6 +108,28 @@ ENDPOINTS = [
     ),
     # The registry folders served to apt and dnf.
     Endpoint("registry-file", REGISTRY_FILE, Action.VIEW_REGISTRY),
+    # The HTML pages (compat §1.6): refusals are HTML error pages.
+    Endpoint("page-index", "/", None, public=True, page='href="/default/registry/"'),
+    Endpoint("page-registry", "registry/", Action.VIEW_REGISTRY, page="registry/deb/"),
+    Endpoint("page-format", "registry/deb/", Action.VIEW_REGISTRY, page="deb/bookworm/"),
+    Endpoint(
+        "page-distribution", "registry/deb/bookworm/", Action.VIEW_REGISTRY, page="bookworm/main/"
+    ),
+    Endpoint(
+        "page-derivative",
+        "registry/deb/bookworm/main/",
+        Action.VIEW_REGISTRY,
+        page="main/x86_64/fatbuildr/",
+    ),
+    Endpoint(
+        "page-artifact",
+        "registry/deb/bookworm/main/x86_64/fatbuildr/",
+        Action.VIEW_REGISTRY,
+        page="main/src/fatbuildr/",
+    ),
+    Endpoint("page-search", "search?artifact=fat", Action.VIEW_REGISTRY, page="x86_64/fatbuildr/"),
+    Endpoint("page-task", "tasks/{task}.html", Action.VIEW_TASK, page="pending"),
+    Endpoint("page-history", "history.html", Action.VIEW_TASK, page=FINISHED_TASK_ID[:8]),
     Endpoint("version", "/version", None, public=True),
     Endpoint("instances", "/instances.json", None, public=True, multi_only=True),
 ]
@@ -417,6 +441,14 @@ def assert_refused(response, status: int, message: str | None = None) -> None:
     assert_error(response, status, exactly=message)
 
 
+def assert_refused_page(response, status: int, message: str) -> None:
+    """An HTML error page `Error: <message> (<status>)`, and no challenge."""
+    assert_no_challenge(response)
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("text/html"), response.content
+    assert f"Error: {html.escape(message)} ({status})" in response.content.decode()
+
+
 # --- The matrix ----------------------------------------------------------------------------
 
 
@@ -442,16 +474,25 @@ def test_permission_matrix(
 
     if expected != ALLOWED:
         status, message = expected
-        assert_refused(response, status, message)
+        if endpoint.page is not None:
+            assert_refused_page(response, status, message)
+        else:
+            assert_refused(response, status, message)
         if endpoint.method != "get":  # a refused request changes nothing
             task = Task.objects.get(pk=registry_data.pk)
             assert (task.state, task.cancel_requested_by) == (TaskState.PENDING, "")
             assert Task.objects.count() == 2, "a refused request queued a task"
         return
     assert_no_challenge(response)
+    if endpoint.id == "page-index" and mode == "mono":
+        assert (response.status_code, response["Location"]) == (302, "/registry/")
+        return
     assert response.status_code == endpoint.status, response.content
     if endpoint.error is not None:
         assert response.json() == {"error": endpoint.error}
+    elif endpoint.page is not None:
+        assert response["Content-Type"].startswith("text/html")
+        assert endpoint.page in response.content.decode()
     elif endpoint.id == "version":
         assert response.content == b"Fatbuildr v2.1.0"
     elif endpoint.id == "watch":
@@ -575,10 +616,18 @@ def test_wrong_method_on_cancel_is_405_after_the_policy_check(
 
 
 @pytest.mark.parametrize(
-    "path", ["/unknown.json", "/registry/deb/bookworm/main/x86_64.json/x", "/tasks/"]
+    "path",
+    # (Without its trailing slash, .../x86_64.json/x would be redirected to an artifact page.)
+    ["/unknown.json", "/registry/deb/bookworm/main/x86_64.json/x/y", "/tasks/"],
 )
 def test_unknown_path_is_404_error_object(registry_data, prefix, path):
     assert_refused(APIClient().get(f"{prefix}{path}"), 404)
+
+
+def test_a_page_without_its_slash_is_redirected(registry_data, prefix):
+    response = APIClient().get(f"{prefix}/registry/deb")
+    assert response.status_code in (301, 308)
+    assert response["Location"] == f"{prefix}/registry/deb/"
 
 
 def test_unknown_top_level_path_is_404_error_object(settings, db):

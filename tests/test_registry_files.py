@@ -323,7 +323,7 @@ def test_listing_escapes_names(anonymous_client, fake_registry):
     assert 'onmouseover="' not in html
     assert "x%22%20onmouseover%3D%22alert%281%29.deb" in html
     assert '<a href="/default/deb/pool/main/h/">../</a>' in html
-    assert f"hello_1.0_amd64.deb</a></td><td>{len(DEB)}</td>" in html
+    assert f'hello_1.0_amd64.deb</a></td><td><data value="{len(DEB)}">' in html
     # The links of the listing lead to the files.
     hostile = anonymous_client.get(f"/default/deb/pool/main/h/hello/{HOSTILE_QUOTED}")
     assert b"".join(hostile.streaming_content) == b"hostile"
@@ -335,7 +335,7 @@ def test_listing_escapes_names(anonymous_client, fake_registry):
 
 def test_listing_shows_symlinks_inside(anonymous_client, fake_registry):
     html = anonymous_client.get("/default/osi/bookworm/main/").content.decode()
-    assert f"latest.raw</a></td><td>{len(IMAGE)}</td>" in html
+    assert f'latest.raw</a></td><td><data value="{len(IMAGE)}">' in html
     assert '<a href="/default/osi/bookworm/">../</a>' in html
     html = anonymous_client.get("/default/rpm/bookworm/main/x86_64/").content.decode()
     assert "repodata/" in html and ".repodata" not in html

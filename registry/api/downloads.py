@@ -45,8 +45,8 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
+from django.template.loader import render_to_string
 from django.utils.cache import get_conditional_response
-from django.utils.html import format_html, format_html_join
 from django.utils.http import http_date, parse_http_date_safe
 from rest_framework import exceptions, status
 from rest_framework.request import Request
@@ -212,6 +212,7 @@ class RegistryFileView(InstanceAPIView):
                 if len(node.parts) > 1  # No link above the format root.
                 else None,
                 entries=served_paths.list_directory(node),
+                home=f"{prefix}registry/",
             ),
             content_type="text/html; charset=utf-8",
         )
@@ -278,37 +279,27 @@ class RegistryFileView(InstanceAPIView):
 
 
 def render_listing(
-    *, title: str, base: str, parent: str | None, entries: list[served_paths.DirectoryEntry]
+    *,
+    title: str,
+    base: str,
+    parent: str | None,
+    entries: list[served_paths.DirectoryEntry],
+    home: str = "/",
 ) -> str:
-    """The HTML page of a registry folder: name, size and modification time of each entry.
+    """The HTML page of a registry folder in the layout of the web pages: name, size and
+    modification time of each entry, a link to the parent folder.
 
-    *base* and *parent* are already percent-quoted URLs; names are quoted and
-    escaped here.
+    *base* and *parent* are already percent-quoted URLs; names are quoted here and
+    escaped by the template.
     """
-    parent_row = (
-        format_html('<tr><td><a href="{}">../</a></td><td></td><td></td></tr>\n', parent)
-        if parent is not None
-        else ""
-    )
-    rows = format_html_join(
-        "\n",
-        '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td></tr>',
-        (
-            (
-                base + quote(entry.name, safe="") + ("/" if entry.is_dir else ""),
-                entry.name + ("/" if entry.is_dir else ""),
-                "-" if entry.is_dir else entry.size,
-                datetime.fromtimestamp(entry.mtime, UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-            )
-            for entry in entries
-        ),
-    )
-    return format_html(
-        '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
-        "<title>Index of {title}</title></head>\n<body>\n<h1>Index of {title}</h1>\n"
-        "<table>\n<thead><tr><th>Name</th><th>Size</th><th>Last modified</th></tr></thead>\n"
-        "<tbody>\n{parent_row}{rows}\n</tbody>\n</table>\n</body>\n</html>\n",
-        title=title,
-        parent_row=parent_row,
-        rows=rows,
-    )
+    rows = [
+        {
+            "url": base + quote(entry.name, safe="") + ("/" if entry.is_dir else ""),
+            "label": entry.name + ("/" if entry.is_dir else ""),
+            "size": None if entry.is_dir else entry.size,
+            "mtime": datetime.fromtimestamp(entry.mtime, UTC),
+        }
+        for entry in entries
+    ]
+    context = {"title": title, "parent": parent, "entries": rows, "home": home}
+    return render_to_string("registry/listing.html", context)
