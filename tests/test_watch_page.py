@@ -70,6 +70,9 @@ def test_watch_page_unknown_task_is_404(anonymous_client, default_instance):
         "/default/watch/c8c9935e-44c9-48de-a318-b6060c08b8c8.html", HTTP_ACCEPT="text/html"
     )
     assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+    body = response.content.decode()
+    assert "Error: Unable to find task c8c9935e-44c9-48de-a318-b6060c08b8c8 on server (404)" in body
 
 
 def test_mono_instance_paths(anonymous_client, mono_mode):

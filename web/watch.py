@@ -14,14 +14,12 @@ from rest_framework.request import Request
 from tasks.api.views import SingleTaskView
 from tasks.journal import journal_so_far
 from tasks.models import TaskState
+from web.views import PageView
 
 
-class WatchPageView(SingleTaskView):
-    """The live watch page, under the policy of the journal (`view-task`)."""
-
-    def perform_content_negotiation(self, request, force=False):
-        # Browsers ask for text/html; the refusals are still answered by the API's handler.
-        return super().perform_content_negotiation(request, force=True)
+class WatchPageView(PageView, SingleTaskView):
+    """The live watch page, under the policy of the journal (`view-task`); refusals and
+    unknown tasks are HTML error pages, like every page."""
 
     def get(self, request: Request, *, task_id: str, **kwargs) -> HttpResponse:
         task = self.get_task(task_id)
