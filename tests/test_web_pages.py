@@ -324,3 +324,22 @@ def test_a_page_asked_for_json_is_still_html(multi_mode, seeded, client):
     html(client.get("/default/registry/", HTTP_ACCEPT="application/json"))
     body = html(client.get("/default/registry/nope/", HTTP_ACCEPT="application/json"), 404)
     assert "Error: Format nope not supported by registries (404)" in body
+
+
+def test_site_templates_are_searched_before_the_project_s(
+    multi_mode, default_instance, client, settings, tmp_path
+):
+    """FATBUILDR_TEMPLATES_DIRS (upstream `[web] templates`): a site's `web/base.html`
+    restyles every page, the project's templates fill in the rest."""
+    site = tmp_path / "site-templates" / "web"
+    site.mkdir(parents=True)
+    (site / "base.html").write_text(
+        "<!DOCTYPE html><title>{% block title %}{% endblock %}</title>"
+        "<p>Our farm</p>{% block content %}{% endblock %}"
+    )
+    settings.TEMPLATES = [
+        {**settings.TEMPLATES[0], "DIRS": [str(tmp_path / "site-templates")]},
+    ]
+    html = client.get("/").content.decode()
+    assert "<p>Our farm</p>" in html
+    assert 'href="/default/registry/"' in html  # the project's page, in the site's layout
