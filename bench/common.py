@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import psycopg
 
@@ -267,3 +267,30 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(samples)
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+def tear_down(
+    processes: Sequence[Stoppable],
+    *,
+    queue: str,
+    temp: Path,
+    drop: bool,
+    database: str,
+    protected: Collection[str] = PROTECTED_DBS,
+) -> None:
+    """What a bench with workers leaves: its processes (stopped last first), its queue
+    keys, this process's connections, its database if asked, its temporary folder."""
+    for process in reversed(processes):
+        process.stop()
+    delete_queue_keys(queue)
+    with contextlib.suppress(Exception):
+        from django.db import connections
+
+        connections.close_all()
+    if drop:
+        drop_database(database, protected=protected)
+    shutil.rmtree(temp, ignore_errors=True)

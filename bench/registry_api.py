@@ -487,6 +487,28 @@ def http_get(session: requests.Session, url: str) -> Callable[[], bytes]:
     return call
 
 
+def recreate_and_seed(env: dict[str, str], artifacts: int) -> dict:
+    """A fresh bench database, migrated, with the default instance and *artifacts* seeded
+    (in a child process); the seeding's facts."""
+    print(f"Recreating database {BENCH_DB} and migrating...", flush=True)
+    drop_database(BENCH_DB)  # A fresh one: the seeding expects an empty index.
+    ensure_database(BENCH_DB)
+    # --skip-checks: the accounts.W001 check queries auth_group, which a fresh
+    # database does not have yet.
+    manage(env, "migrate", "--noinput", "--skip-checks", "-v", "0")
+    manage(env, "instances", "load", "instance-files/default.yml")
+    print(f"Seeding {artifacts} artifacts...", flush=True)
+    started = time.monotonic()
+    facts = seed_in_subprocess(env, artifacts)
+    print(
+        f"  {facts['artifacts']} artifacts, {facts['big_count']} in "
+        f"{'/'.join(BIG_DERIVATIVE)}, {facts['search_hits']} search hits "
+        f"({time.monotonic() - started:.1f} s)",
+        flush=True,
+    )
+    return facts
+
+
 def main() -> int:
     if sys.argv[1:2] == ["--seed-only"]:
         print(json.dumps(seed(int(sys.argv[2]))))
@@ -507,22 +529,7 @@ def main() -> int:
     log = Path(data_dir) / "gunicorn.log"
     gunicorn = None
     try:
-        print(f"Recreating database {BENCH_DB} and migrating...", flush=True)
-        drop_database(BENCH_DB)  # A fresh one: the seeding expects an empty index.
-        ensure_database(BENCH_DB)
-        # --skip-checks: the accounts.W001 check queries auth_group, which a fresh
-        # database does not have yet.
-        manage(env, "migrate", "--noinput", "--skip-checks", "-v", "0")
-        manage(env, "instances", "load", "instance-files/default.yml")
-        print(f"Seeding {args.artifacts} artifacts...", flush=True)
-        started = time.monotonic()
-        facts = seed_in_subprocess(env, args.artifacts)
-        print(
-            f"  {facts['artifacts']} artifacts, {facts['big_count']} in "
-            f"{'/'.join(BIG_DERIVATIVE)}, {facts['search_hits']} search hits "
-            f"({time.monotonic() - started:.1f} s)",
-            flush=True,
-        )
+        facts = recreate_and_seed(env, args.artifacts)
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"

@@ -60,12 +60,10 @@ targets of the issue: submit to running p50 < 0.3 s, journal delay p95 <
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
 import re
 import resource
 import secrets
-import shutil
 import statistics
 import sys
 import tempfile
@@ -88,13 +86,12 @@ from bench.common import (  # noqa: E402
     CLOCK_TICKS,
     PROTECTED_DBS,
     clean_environment,
-    delete_queue_keys,
-    drop_database,
     ensure_database,
     journal_frames,
     machine_busy,
     manage,
     percentile,
+    tear_down,
     use_environment,
     wait_until,
 )
@@ -517,16 +514,10 @@ def main() -> int:
         report(start, delays, runs, args.lines, args.throughput_command)
         return 0
     finally:
-        for process in reversed(processes):
-            process.stop()
-        delete_queue_keys(queue)
-        with contextlib.suppress(Exception):
-            from django.db import connections
-
-            connections.close_all()
-        if args.drop:
-            drop_database(BENCH_DB, protected=PROTECTED)
-        shutil.rmtree(temp, ignore_errors=True)
+        tear_down(
+            processes, queue=queue, temp=temp, drop=args.drop, database=BENCH_DB,
+            protected=PROTECTED,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -30,10 +30,8 @@ Target (issue 13): delay line -> browser-side event p95 < 0.5 s.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import secrets
-import shutil
 import sys
 import tempfile
 import threading
@@ -51,11 +49,10 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if p and Path(p).resolve() != R
 from bench.common import (  # noqa: E402
     PROTECTED_DBS,
     clean_environment,
-    delete_queue_keys,
-    drop_database,
     ensure_database,
     manage,
     percentile,
+    tear_down,
     use_environment,
 )
 from bench.tasks import SHELL, Worker, journal_script, submit, wait_finished  # noqa: E402
@@ -202,16 +199,10 @@ def main() -> int:
               f"{'PASS' if resumed else 'MISS'} |")  # fmt: skip
         return 0 if p95 < TARGET_P95 and resumed else 1
     finally:
-        for process in reversed(processes):
-            process.stop()
-        delete_queue_keys(queue)
-        with contextlib.suppress(Exception):
-            from django.db import connections
-
-            connections.close_all()
-        if args.drop:
-            drop_database(BENCH_DB, protected=PROTECTED)
-        shutil.rmtree(temp, ignore_errors=True)
+        tear_down(
+            processes, queue=queue, temp=temp, drop=args.drop, database=BENCH_DB,
+            protected=PROTECTED,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

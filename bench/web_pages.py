@@ -18,7 +18,6 @@ ratio page/JSON (target: at most 2).
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
@@ -26,7 +25,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p and Path(p).resolve() != ROOT / "bench"]
 
-from bench.common import drop_database, ensure_database, manage, percentile  # noqa: E402
+from bench.common import drop_database, percentile  # noqa: E402
 from bench.registry_api import (  # noqa: E402
     BENCH_DB,
     BIG_DERIVATIVE,
@@ -37,7 +36,7 @@ from bench.registry_api import (  # noqa: E402
     free_port,
     http_get,
     measure,
-    seed_in_subprocess,
+    recreate_and_seed,
     start_gunicorn,
     stop_gunicorn,
     wait_until_up,
@@ -56,19 +55,7 @@ def main() -> int:
     log = Path(data_dir) / "gunicorn.log"
     gunicorn = None
     try:
-        print(f"Recreating database {BENCH_DB} and migrating...", flush=True)
-        drop_database(BENCH_DB)
-        ensure_database(BENCH_DB)
-        manage(env, "migrate", "--noinput", "--skip-checks", "-v", "0")
-        manage(env, "instances", "load", "instance-files/default.yml")
-        started = time.monotonic()
-        facts = seed_in_subprocess(env, args.artifacts)
-        print(
-            f"  {facts['artifacts']} artifacts, {facts['big_count']} in "
-            f"{'/'.join(BIG_DERIVATIVE)}, {facts['search_hits']} search hits "
-            f"({time.monotonic() - started:.1f} s)",
-            flush=True,
-        )
+        recreate_and_seed(env, args.artifacts)
         port = free_port()
         base = f"http://127.0.0.1:{port}/{INSTANCE}"
         gunicorn = start_gunicorn(env, port, log)
